@@ -1,0 +1,21 @@
+"""Registry keys shared by the model and the module."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class _RegistryKeys(NamedTuple):
+    X_KEY: str = "X"  # spliced
+    U_KEY: str = "U"  # unspliced
+
+
+REGISTRY_KEYS = _RegistryKeys()
+
+#: Names of the four kinetic states, in the order the module stores them.
+STATE_NAMES: tuple[str, ...] = (
+    "induction",
+    "induction_steady",
+    "repression",
+    "repression_steady",
+)

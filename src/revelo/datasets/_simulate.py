@@ -1,0 +1,6 @@
+"""Not yet implemented."""
+
+
+def simulate(**kwargs):
+    """Not yet implemented."""
+    raise NotImplementedError

@@ -1,0 +1,5 @@
+"""Not yet implemented."""
+
+
+class REVELO:
+    """Not yet implemented."""

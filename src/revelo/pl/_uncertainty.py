@@ -1,0 +1,6 @@
+"""Not yet implemented."""
+
+
+def uncertainty(adata, **kwargs):
+    """Not yet implemented."""
+    raise NotImplementedError

@@ -1,0 +1,7 @@
+"""Preprocessing: from raw spliced/unspliced counts to model-ready moments."""
+
+from __future__ import annotations
+
+from ._preprocess import preprocess
+
+__all__ = ["preprocess"]

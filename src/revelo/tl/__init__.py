@@ -1,0 +1,27 @@
+"""Tools: velocity graph, embeddings, shared latent time, confidence and evaluation metrics."""
+
+from __future__ import annotations
+
+from ._confidence import velocity_confidence
+from ._embedding import velocity_embedding
+from ._graph import velocity_graph
+from ._latent_time import latent_time
+from ._metrics import (
+    cross_boundary_correctness,
+    in_cluster_coherence,
+    latent_time_accuracy,
+    velocity_accuracy,
+    velocity_consistency,
+)
+
+__all__ = [
+    "cross_boundary_correctness",
+    "in_cluster_coherence",
+    "latent_time",
+    "latent_time_accuracy",
+    "velocity_accuracy",
+    "velocity_confidence",
+    "velocity_consistency",
+    "velocity_embedding",
+    "velocity_graph",
+]

@@ -1,0 +1,6 @@
+"""Not yet implemented."""
+
+
+def velocity_embedding(adata, **kwargs):
+    """Not yet implemented."""
+    raise NotImplementedError
