@@ -1,5 +1,542 @@
-"""Not yet implemented."""
+"""REVELO: the user-facing model class (AnnData in, numpy/pandas out)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from scvi.data import AnnDataManager
+from scvi.data.fields import LayerField
+from scvi.model._utils import parse_device_args
+from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
+from scvi.train import TrainingPlan, TrainRunner
+
+from revelo._constants import REGISTRY_KEYS, STATE_NAMES
+from revelo.module import REVELOVAE
+
+from ._data import TensorBatches, TensorDataSplitter, as_tensor
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger(__name__)
+
+# Fraction of free GPU memory the registered data may take to be kept on the device.
+_DEVICE_DATA_FRACTION = 0.25
 
 
-class REVELO:
-    """Not yet implemented."""
+def _upper_quantile_profile(
+    unspliced: np.ndarray, spliced: np.ndarray, quantile: float = 0.99
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per gene, the median (u, s) over the cells with the top ``1 − quantile`` unspliced."""
+    n_top = max(1, int(round((1 - quantile) * unspliced.shape[0])))
+    top = np.argpartition(unspliced, -n_top, axis=0)[-n_top:]
+    u_top = np.take_along_axis(unspliced, top, axis=0)
+    s_top = np.take_along_axis(spliced, top, axis=0)
+    return np.median(u_top, axis=0), np.median(s_top, axis=0)
+
+
+class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+    """RNA velocity with a variational kinetic model.
+
+    An amortized Gaussian encoder maps each cell's spliced and unspliced moments to a latent
+    z; a decoder maps z to every gene's latent time and kinetic state, and the closed-form
+    solution of the splicing ODE with learned per-gene rates gives the expected abundances.
+
+    Parameters
+    ----------
+    adata
+        AnnData registered with :meth:`setup_anndata`.
+    n_hidden
+        Units per hidden layer.
+    n_latent
+        Latent dimension.
+    n_layers
+        Hidden layers in encoder and decoder.
+    dropout_rate
+        Encoder dropout.
+    t_max
+        Length of the latent time axis.
+    **module_kwargs
+        Further options of :class:`~revelo.module.REVELOVAE`.
+
+    Examples
+    --------
+    >>> adata = revelo.pp.preprocess(revelo.datasets.simulate())
+    >>> revelo.REVELO.setup_anndata(adata)
+    >>> model = revelo.REVELO(adata)
+    >>> model.train()
+    >>> velocity = model.get_velocity()
+    """
+
+    _module_cls = REVELOVAE
+
+    def __init__(
+        self,
+        adata: AnnData,
+        n_hidden: int = 256,
+        n_latent: int = 10,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        t_max: float = 20.0,
+        **module_kwargs,
+    ):
+        super().__init__(adata)
+        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
+        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
+        u_upper, s_upper = _upper_quantile_profile(unspliced, spliced)
+        u_upper = np.maximum(u_upper, 1e-3)
+        s_upper = np.maximum(s_upper, 1e-3)
+        # With β = 1 the induction steady state is (α, α/γ): start it just past the upper
+        # quantile of the data so the switch happens before saturation.
+        init = {
+            "alpha_init": 1.2 * u_upper,
+            "beta_init": np.ones_like(u_upper),
+            "gamma_init": np.clip(u_upper / s_upper, 0.05, 20.0),
+            "switch_unspliced": u_upper,
+            "switch_spliced": s_upper,
+        }
+        init.update(module_kwargs)
+        self.module = self._module_cls(
+            n_genes=self.summary_stats.n_vars,
+            n_hidden=n_hidden,
+            n_latent=n_latent,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            t_max=t_max,
+            **init,
+        )
+        self._model_summary_string = (
+            f"REVELO model: {self.summary_stats.n_vars} genes, n_latent={n_latent}, "
+            f"n_hidden={n_hidden}, n_layers={n_layers}, dropout_rate={dropout_rate}, "
+            f"t_max={t_max}"
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    # ------------------------------------------------------------------ data registration
+    @classmethod
+    def setup_anndata(
+        cls,
+        adata: AnnData,
+        spliced_layer: str = "Ms",
+        unspliced_layer: str = "Mu",
+        **kwargs,
+    ) -> None:
+        """Register spliced and unspliced abundances of ``adata`` with the model.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the two layers, cells × genes. Nothing in it is changed except the
+            scvi-tools registry entry in ``uns``.
+        spliced_layer
+            Layer with spliced abundances (scaled first-order moments from
+            :func:`revelo.pp.preprocess` by default).
+        unspliced_layer
+            Layer with unspliced abundances.
+        **kwargs
+            Passed to :class:`~scvi.data.AnnDataManager`'s registration.
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        fields = [
+            LayerField(REGISTRY_KEYS.X_KEY, spliced_layer, is_count_data=False),
+            LayerField(REGISTRY_KEYS.U_KEY, unspliced_layer, is_count_data=False),
+        ]
+        adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(adata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    def _registered_array(self, key: str, adata: AnnData | None = None) -> np.ndarray:
+        manager = self.get_anndata_manager(adata or self.adata, required=True)
+        data = manager.get_from_registry(key)
+        if hasattr(data, "toarray"):
+            data = data.toarray()
+        return np.asarray(data, dtype=np.float32)
+
+    def _registered_tensors(self, adata: AnnData | None = None) -> dict[str, torch.Tensor]:
+        return {
+            key: as_tensor(self._registered_array(key, adata))
+            for key in (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
+        }
+
+    # ------------------------------------------------------------------ training
+    def train(
+        self,
+        max_epochs: int | None = None,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-2,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        train_size: float = 0.9,
+        validation_size: float | None = None,
+        batch_size: int | None = None,
+        early_stopping: bool = True,
+        early_stopping_patience: int = 20,
+        gradient_clip_val: float = 10.0,
+        n_epochs_kl_warmup: int | None = None,
+        data_on_device: bool | None = None,
+        plan_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the model with AdamW, gradient clipping and early stopping on the ELBO.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes through the data. Defaults to ``min(500, max(100, 40_000 // n_cells * 10))``
+            capped so large data sets need fewer passes; early stopping usually ends sooner.
+        lr
+            Learning rate.
+        weight_decay
+            AdamW weight decay.
+        accelerator
+            ``"cpu"``, ``"gpu"`` or ``"auto"``, as in lightning.
+        devices
+            Devices to use, as in lightning (with ``strategy="ddp"`` for several).
+        train_size
+            Fraction of cells for training; the rest validates.
+        validation_size
+            Fraction for validation; defaults to ``1 - train_size``.
+        batch_size
+            Minibatch size; 256 on CPU and 1024 on a GPU by default.
+        early_stopping
+            Stop when the validation ELBO has not improved for ``early_stopping_patience``
+            epochs.
+        early_stopping_patience
+            Epochs without improvement before stopping.
+        gradient_clip_val
+            Gradient norm clip.
+        n_epochs_kl_warmup
+            Epochs over which the KL weight rises from 0 to 1 (and the switch anchoring fades
+            out); defaults to a quarter of ``max_epochs``.
+        data_on_device
+            Keep the registered data in GPU memory for the whole run. Defaults to ``True`` on a
+            GPU when the data take less than a quarter of its free memory.
+        plan_kwargs
+            Options of :class:`scvi.train.TrainingPlan`; they override the ones above.
+        **trainer_kwargs
+            Options of :class:`scvi.train.Trainer` (lightning), e.g. ``strategy="ddp"`` or
+            ``enable_progress_bar=False``.
+        """
+        n_cells = self.adata.n_obs
+        if max_epochs is None:
+            max_epochs = int(min(500, max(100, round(400 * 1000 / max(n_cells, 1)))))
+        if n_epochs_kl_warmup is None:
+            n_epochs_kl_warmup = max(1, max_epochs // 4)
+        _, _, device = parse_device_args(accelerator, devices, return_device="torch")
+        on_gpu = device.type == "cuda"
+        if batch_size is None:
+            batch_size = 1024 if on_gpu else 256
+
+        tensors = self._registered_tensors()
+        if data_on_device is None:
+            data_on_device = on_gpu and _fits_on_device(tensors, device)
+        if data_on_device and trainer_kwargs.get("strategy") is None:
+            tensors = {key: value.to(device) for key, value in tensors.items()}
+
+        data_splitter = TensorDataSplitter(
+            tensors, train_size=train_size, validation_size=validation_size, batch_size=batch_size
+        )
+        plan = {
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "optimizer": "AdamW",
+            "n_epochs_kl_warmup": n_epochs_kl_warmup,
+        }
+        plan.update(plan_kwargs or {})
+        training_plan = TrainingPlan(self.module, **plan)
+        trainer = {
+            "gradient_clip_val": gradient_clip_val,
+            "early_stopping": early_stopping and data_splitter.n_val > 0,
+            "early_stopping_patience": early_stopping_patience,
+            "check_val_every_n_epoch": 1,
+        }
+        trainer.update(trainer_kwargs)
+        runner = TrainRunner(
+            self,
+            training_plan=training_plan,
+            data_splitter=data_splitter,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            **trainer,
+        )
+        return runner()
+
+    # ------------------------------------------------------------------ queries
+    def _batches(
+        self, adata: AnnData | None, indices: Sequence[int] | None, batch_size: int | None
+    ) -> tuple[AnnData, np.ndarray, TensorBatches]:
+        adata = self._validate_anndata(adata)
+        indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+        batches = TensorBatches(
+            self._registered_tensors(adata), indices, batch_size=batch_size or 1024
+        )
+        return adata, indices, batches
+
+    @torch.inference_mode()
+    def _posterior_means(
+        self,
+        keys: Sequence[str],
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+    ) -> tuple[AnnData, np.ndarray, dict[str, np.ndarray]]:
+        """Average ``posterior_fit`` outputs over posterior draws, one minibatch at a time.
+
+        Peak memory holds one minibatch's running sums, whatever ``n_samples`` is.
+        """
+        if n_samples < 1:
+            msg = f"n_samples must be at least 1, got {n_samples}."
+            raise ValueError(msg)
+        adata, indices, batches = self._batches(adata, indices, batch_size)
+        self.module.eval()
+        device = self.device
+        out: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+        for batch in batches:
+            spliced = batch[REGISTRY_KEYS.X_KEY].to(device)
+            unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
+            sums: dict[str, torch.Tensor] = {}
+            for _ in range(n_samples):
+                fit = self.module.posterior_fit(spliced, unspliced)
+                for key in keys:
+                    sums[key] = fit[key] if key not in sums else sums[key] + fit[key]
+            for key in keys:
+                out[key].append((sums[key] / n_samples).cpu().numpy())
+        return adata, indices, {key: np.concatenate(value) for key, value in out.items()}
+
+    def _frame(
+        self, values: np.ndarray, adata: AnnData, indices: np.ndarray, return_numpy: bool
+    ) -> np.ndarray | pd.DataFrame:
+        if return_numpy:
+            return values
+        return pd.DataFrame(values, index=adata.obs_names[indices], columns=adata.var_names)
+
+    @torch.inference_mode()
+    def get_latent_representation(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        give_mean: bool = True,
+        batch_size: int | None = None,
+        return_dist: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (or one draw) of z per cell, cells × ``n_latent``.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        give_mean
+            Return the posterior mean instead of a draw.
+        batch_size
+            Minibatch size of the query.
+        return_dist
+            Return ``(mean, variance)`` of q(z | u, s) instead.
+        """
+        _, _, batches = self._batches(adata, indices, batch_size)
+        self.module.eval()
+        means, variances, draws = [], [], []
+        for batch in batches:
+            out = self.module.inference(batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.U_KEY])
+            means.append(out["qzm"].cpu())
+            variances.append(out["qzv"].cpu())
+            draws.append(out["z"].cpu())
+        if return_dist:
+            return torch.cat(means).numpy(), torch.cat(variances).numpy()
+        return torch.cat(means if give_mean else draws).numpy()
+
+    def get_latent_time(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> np.ndarray | pd.DataFrame:
+        """Per-gene latent time of each cell on [0, t_max], cells × genes.
+
+        The time a cell's state implies (induction: t_switch·ρ; repression: t_switch plus
+        the elapsed repression; steady states: t_switch and t_max), weighted by the posterior
+        state probabilities and averaged over ``n_samples`` posterior draws.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        n_samples
+            Posterior draws of z to average.
+        batch_size
+            Minibatch size of the query.
+        return_numpy
+            Return an array instead of a DataFrame indexed by cells with genes as columns.
+        """
+        adata, indices, out = self._posterior_means(("time",), adata, indices, n_samples, batch_size)
+        return self._frame(out["time"], adata, indices, return_numpy)
+
+    def get_velocity(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 25,
+        velo_mode: Literal["spliced", "unspliced"] = "spliced",
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> np.ndarray | pd.DataFrame:
+        """Velocity per cell and gene, the mean over ``n_samples`` posterior draws.
+
+        Spliced velocity is ds/dt = βu − γs, unspliced du/dt = α − βu, both on the fitted
+        kinetics and weighted by the posterior state probabilities (zero in steady states), in
+        the units of the registered layers per unit of latent time.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        n_samples
+            Posterior draws of z to average.
+        velo_mode
+            ``"spliced"`` (ds/dt) or ``"unspliced"`` (du/dt).
+        batch_size
+            Minibatch size of the query.
+        return_numpy
+            Return an array instead of a DataFrame.
+        """
+        key = {"spliced": "velocity", "unspliced": "velocity_u"}.get(velo_mode)
+        if key is None:
+            msg = f"velo_mode must be 'spliced' or 'unspliced', got {velo_mode!r}."
+            raise ValueError(msg)
+        adata, indices, out = self._posterior_means((key,), adata, indices, n_samples, batch_size)
+        return self._frame(out[key], adata, indices, return_numpy)
+
+    def get_state_assignment(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        hard_assignment: bool = False,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+    ) -> np.ndarray | pd.DataFrame:
+        """Posterior probabilities of the four kinetic states per cell and gene.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        hard_assignment
+            Return the most probable state's name per cell and gene (a DataFrame of
+            categoricals) instead of probabilities.
+        n_samples
+            Posterior draws of z to average.
+        batch_size
+            Minibatch size of the query.
+
+        Returns
+        -------
+        Soft: an array cells × genes × 4, the states ordered as ``revelo.REVELO.state_names``.
+        Hard: a DataFrame cells × genes of state names.
+        """
+        adata, indices, out = self._posterior_means(
+            ("state_probs",), adata, indices, n_samples, batch_size
+        )
+        probs = out["state_probs"]
+        if not hard_assignment:
+            return probs
+        names = np.asarray(STATE_NAMES)[probs.argmax(-1)]
+        frame = pd.DataFrame(names, index=adata.obs_names[indices], columns=adata.var_names)
+        return frame.astype(pd.CategoricalDtype(list(STATE_NAMES)))
+
+    state_names = STATE_NAMES
+
+    def get_expression_fit(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.DataFrame]:
+        """Fitted ``(spliced, unspliced)`` per cell and gene, in the registered layers' units.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        n_samples
+            Posterior draws of z to average.
+        batch_size
+            Minibatch size of the query.
+        return_numpy
+            Return arrays instead of DataFrames.
+        """
+        adata, indices, out = self._posterior_means(
+            ("fit_s", "fit_u"), adata, indices, n_samples, batch_size
+        )
+        return (
+            self._frame(out["fit_s"], adata, indices, return_numpy),
+            self._frame(out["fit_u"], adata, indices, return_numpy),
+        )
+
+    def get_gene_likelihood(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+        return_numpy: bool = False,
+    ) -> np.ndarray | pd.DataFrame:
+        """Log-likelihood of each cell's observed (u, s) per gene under the fitted model.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same genes as the model's; defaults to the model's.
+        indices
+            Cells to use; all by default.
+        n_samples
+            Posterior draws of z to average.
+        batch_size
+            Minibatch size of the query.
+        return_numpy
+            Return an array instead of a DataFrame.
+        """
+        adata, indices, out = self._posterior_means(
+            ("log_likelihood",), adata, indices, n_samples, batch_size
+        )
+        return self._frame(out["log_likelihood"], adata, indices, return_numpy)
+
+    @torch.inference_mode()
+    def get_rates(self) -> pd.DataFrame:
+        """Per-gene ``alpha``, ``beta``, ``gamma`` and ``t_switch``, indexed by gene."""
+        alpha, beta, gamma = self.module.rates()
+        columns = {
+            "alpha": alpha,
+            "beta": beta,
+            "gamma": gamma,
+            "t_switch": self.module.switch_time(),
+        }
+        return pd.DataFrame(
+            {key: value.cpu().numpy() for key, value in columns.items()},
+            index=self.adata.var_names,
+        )
+
+
+def _fits_on_device(tensors: dict[str, torch.Tensor], device: torch.device) -> bool:
+    needed = sum(t.numel() * t.element_size() for t in tensors.values())
+    free, _ = torch.cuda.mem_get_info(device)
+    return needed < _DEVICE_DATA_FRACTION * free

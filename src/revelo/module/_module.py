@@ -1,0 +1,285 @@
+"""REVELOVAE: the variational kinetic model, pure torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scvi.module._constants import MODULE_KEYS
+from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
+from torch import nn
+
+from revelo._constants import REGISTRY_KEYS
+
+from ._components import (
+    GaussianEncoder,
+    KineticStateDecoder,
+    kl_standard_normal,
+    normal_log_prob,
+    reparameterize,
+)
+from ._kinetics import induction, repression
+
+
+def _softplus_inverse(x: np.ndarray | float) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    return torch.where(x > 20, x, torch.log(torch.expm1(x.clamp_min(1e-6))))
+
+
+def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn.Parameter:
+    """A per-gene parameter on the softplus scale, from a positive initial value."""
+    value = np.full(n_genes, default, dtype=np.float32) if init is None else init
+    return nn.Parameter(_softplus_inverse(value))
+
+
+class REVELOVAE(BaseModuleClass):
+    """Variational autoencoder whose decoder is the splicing ODE.
+
+    The encoder maps a cell's (spliced, unspliced) profile to q(z) = N(μ, σ²). The decoder maps
+    z to each gene's position on a one-switch trajectory (induction, then repression) and to
+    probabilities of four kinetic states; the closed-form ODE solution with per-gene α, β, γ and
+    switch time turns that into expected (u, s) per state. The likelihood is a per-gene mixture
+    over the four states of Gaussians on the scaled moments.
+
+    Parameters
+    ----------
+    n_genes
+        Number of genes.
+    n_hidden
+        Units per hidden layer of encoder and decoder.
+    n_latent
+        Latent dimension.
+    n_layers
+        Hidden layers of encoder and decoder.
+    dropout_rate
+        Encoder dropout.
+    t_max
+        Length of the time axis; induction and repression share [0, t_max].
+    alpha_init, beta_init, gamma_init
+        Initial per-gene rates (positive); defaults when ``None``.
+    switch_time_init
+        Initial per-gene switch time in (0, t_max).
+    switch_unspliced, switch_spliced
+        Per-gene (u, s) that the switch point is pulled toward during KL warm-up, usually an
+        upper quantile of the data; no pull when ``None``.
+    switch_penalty
+        Weight of that pull; it fades out with the KL warm-up, as ``(1 − kl_weight)``.
+    steady_scale_factor
+        Noise scale of the repression steady state (u = s = 0) relative to the other states.
+    """
+
+    def __init__(
+        self,
+        n_genes: int,
+        *,
+        n_hidden: int = 256,
+        n_latent: int = 10,
+        n_layers: int = 1,
+        dropout_rate: float = 0.1,
+        t_max: float = 20.0,
+        alpha_init: np.ndarray | None = None,
+        beta_init: np.ndarray | None = None,
+        gamma_init: np.ndarray | None = None,
+        switch_time_init: np.ndarray | None = None,
+        switch_unspliced: np.ndarray | None = None,
+        switch_spliced: np.ndarray | None = None,
+        switch_penalty: float = 0.2,
+        steady_scale_factor: float = 0.1,
+    ):
+        super().__init__()
+        self.n_genes = n_genes
+        self.n_latent = n_latent
+        self.t_max = float(t_max)
+        self.switch_penalty = switch_penalty
+        self.steady_scale_factor = steady_scale_factor
+
+        self.alpha_raw = _gene_parameter(alpha_init, 1.0, n_genes)
+        self.beta_raw = _gene_parameter(beta_init, 1.0, n_genes)
+        self.gamma_raw = _gene_parameter(gamma_init, 0.5, n_genes)
+        t_switch = (
+            np.full(n_genes, 0.35 * t_max, dtype=np.float32)
+            if switch_time_init is None
+            else np.clip(switch_time_init, 0.02 * t_max, 0.98 * t_max).astype(np.float32)
+        )
+        self.switch_raw = nn.Parameter(torch.logit(torch.from_numpy(t_switch / self.t_max)))
+        # Noise scales of u and s (rows), per gene, on the softplus scale.
+        self.noise_raw = nn.Parameter(torch.full((2, n_genes), -1.0))
+
+        for name, value in (("switch_u", switch_unspliced), ("switch_s", switch_spliced)):
+            tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
+            self.register_buffer(name, tensor)
+
+        self.encoder = GaussianEncoder(
+            2 * n_genes, n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout_rate=dropout_rate
+        )
+        self.decoder = KineticStateDecoder(
+            n_latent, n_genes, n_hidden=n_hidden, n_layers=n_layers
+        )
+
+    # ------------------------------------------------------------------ parameters
+    def rates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-gene ``(alpha, beta, gamma)``, all positive."""
+        return F.softplus(self.alpha_raw), F.softplus(self.beta_raw), F.softplus(self.gamma_raw)
+
+    def switch_time(self) -> torch.Tensor:
+        """Per-gene switch time from induction to repression, in (0, t_max)."""
+        return self.t_max * torch.sigmoid(self.switch_raw)
+
+    def noise_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-gene noise scales of unspliced and spliced."""
+        scale = F.softplus(self.noise_raw) + 1e-4
+        return scale[0], scale[1]
+
+    # ------------------------------------------------------------------ scvi-tools contract
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {
+            "spliced": tensors[REGISTRY_KEYS.X_KEY],
+            "unspliced": tensors[REGISTRY_KEYS.U_KEY],
+        }
+
+    def _get_generative_input(
+        self, tensors: dict[str, torch.Tensor], inference_outputs: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        return {"z": inference_outputs[MODULE_KEYS.Z_KEY]}
+
+    @auto_move_data
+    def inference(
+        self, spliced: torch.Tensor, unspliced: torch.Tensor, n_samples: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """Encode (spliced, unspliced) into q(z) and draw z by reparameterization."""
+        mean, log_var = self.encoder(torch.cat((spliced, unspliced), dim=-1))
+        if n_samples > 1:
+            mean = mean.expand(n_samples, *mean.shape)
+            log_var = log_var.expand(n_samples, *log_var.shape)
+        z = reparameterize(mean, log_var)
+        return {
+            MODULE_KEYS.Z_KEY: z,
+            MODULE_KEYS.QZM_KEY: mean,
+            MODULE_KEYS.QZV_KEY: torch.exp(log_var),
+            "qz_log_var": log_var,
+        }
+
+    @auto_move_data
+    def generative(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Decode z into per-state expected (u, s), times and velocities."""
+        rho, tau, state_logits = self.decoder(z)
+        alpha, beta, gamma = self.rates()
+        t_switch = self.switch_time()
+
+        t_induction = t_switch * rho
+        u_induction, s_induction = induction(alpha, beta, gamma, t_induction)
+        u_switch, s_switch = induction(alpha, beta, gamma, t_switch)
+        t_repression = (self.t_max - t_switch) * tau
+        u_repression, s_repression = repression(u_switch, s_switch, beta, gamma, t_repression)
+
+        ones = torch.ones_like(rho)
+        zeros = torch.zeros_like(rho)
+        mean_u = torch.stack((u_induction, alpha / beta * ones, u_repression, zeros), dim=-1)
+        mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
+        # Time on the shared axis [0, t_max] that each state places the cell at.
+        time = torch.stack(
+            (t_induction, t_switch * ones, t_switch + t_repression, self.t_max * ones), dim=-1
+        )
+        velocity_u = torch.stack(
+            (alpha - beta * u_induction, zeros, -beta * u_repression, zeros), dim=-1
+        )
+        velocity_s = torch.stack(
+            (
+                beta * u_induction - gamma * s_induction,
+                zeros,
+                beta * u_repression - gamma * s_repression,
+                zeros,
+            ),
+            dim=-1,
+        )
+        return {
+            "rho": rho,
+            "tau": tau,
+            "state_logits": state_logits,
+            "mean_u": mean_u,
+            "mean_s": mean_s,
+            "time": time,
+            "velocity_u": velocity_u,
+            "velocity_s": velocity_s,
+            "u_switch": u_switch,
+            "s_switch": s_switch,
+        }
+
+    def state_log_joint(
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        generative_outputs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        """log p(state) + log p(u, s | state) per cell, gene and state."""
+        scale_u, scale_s = self.noise_scale()
+        factor = torch.ones(4, device=scale_u.device)
+        factor[3] = self.steady_scale_factor
+        log_lik = normal_log_prob(
+            unspliced.unsqueeze(-1), generative_outputs["mean_u"], scale_u.unsqueeze(-1) * factor
+        ) + normal_log_prob(
+            spliced.unsqueeze(-1), generative_outputs["mean_s"], scale_s.unsqueeze(-1) * factor
+        )
+        return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
+
+    def loss(
+        self,
+        tensors: dict[str, torch.Tensor],
+        inference_outputs: dict[str, torch.Tensor],
+        generative_outputs: dict[str, torch.Tensor],
+        kl_weight: float = 1.0,
+        n_obs: int = 1,
+    ) -> LossOutput:
+        """Negative ELBO: state-mixture reconstruction, KL to N(0, I), switch anchoring."""
+        log_joint = self.state_log_joint(
+            tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY], generative_outputs
+        )
+        reconstruction = -torch.logsumexp(log_joint, dim=-1).sum(-1)
+        kl_z = kl_standard_normal(
+            inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
+        )
+        loss = torch.mean(reconstruction + kl_weight * kl_z)
+        if self.switch_u is not None and self.switch_penalty > 0:
+            anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
+                generative_outputs["s_switch"] - self.switch_s
+            ).square().sum()
+            loss = loss + self.switch_penalty * (1.0 - kl_weight) * anchor
+        return LossOutput(loss=loss, reconstruction_loss=reconstruction, kl_local=kl_z)
+
+    @auto_move_data
+    def posterior_fit(
+        self, spliced: torch.Tensor, unspliced: torch.Tensor, use_mean: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Per-cell, per-gene fit for one posterior draw of z (or its mean).
+
+        State probabilities are the posterior responsibilities given the observed (u, s), and
+        every returned quantity is their weighted mean over the four states.
+
+        Returns
+        -------
+        Dictionary with ``state_probs`` (cells × genes × 4) and cells × genes tensors ``time``,
+        ``fit_u``, ``fit_s``, ``velocity``, ``velocity_u``, ``log_likelihood``.
+        """
+        inference = self.inference(spliced, unspliced)
+        z = inference[MODULE_KEYS.QZM_KEY] if use_mean else inference[MODULE_KEYS.Z_KEY]
+        generative = self.generative(z)
+        log_joint = self.state_log_joint(spliced, unspliced, generative)
+        log_lik = torch.logsumexp(log_joint, dim=-1)
+        probs = torch.exp(log_joint - log_lik.unsqueeze(-1))
+
+        def expected(key: str) -> torch.Tensor:
+            return (probs * generative[key]).sum(-1)
+
+        return {
+            "state_probs": probs,
+            "time": expected("time"),
+            "fit_u": expected("mean_u"),
+            "fit_s": expected("mean_s"),
+            "velocity": expected("velocity_s"),
+            "velocity_u": expected("velocity_u"),
+            "log_likelihood": log_lik,
+        }
+
+    def sample(self, *args, **kwargs):
+        """Sampling new cells is not part of this model."""
+        raise NotImplementedError("REVELOVAE does not generate new cells.")
