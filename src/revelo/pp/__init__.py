@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._moments import moments
 from ._preprocess import preprocess
 
-__all__ = ["preprocess"]
+__all__ = ["moments", "preprocess"]

@@ -1,0 +1,199 @@
+"""First-order moments: neighbour means of normalised spliced and unspliced counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scanpy as sc
+from scipy import sparse
+
+from .._validate import check_min_cells, check_not_backed, check_spliced_unspliced
+from ._normalize import cell_totals, normalize_per_cell
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+#: Genes smoothed at a time, so that only ``n_obs × _CHUNK`` values are ever densified at once.
+_CHUNK = 512
+
+
+def neighbor_weights(connectivities) -> sparse.csr_matrix:
+    """Turn a neighbour graph into row-stochastic averaging weights.
+
+    Every cell averages itself and each cell it is connected to (connectivity > 0) with equal
+    weight; this is the moments convention of scVelo, so that ``Ms``/``Mu`` are comparable.
+
+    Parameters
+    ----------
+    connectivities
+        Cells × cells sparse graph, e.g. ``adata.obsp["connectivities"]``.
+
+    Returns
+    -------
+    Cells × cells float32 CSR matrix whose rows sum to one.
+    """
+    graph = sparse.csr_matrix(connectivities > 0, dtype=np.float32)
+    graph = graph.maximum(sparse.identity(graph.shape[0], dtype=np.float32, format="csr"))
+    row_sums = np.asarray(graph.sum(axis=1)).ravel()
+    return sparse.csr_matrix(sparse.diags((1.0 / row_sums).astype(np.float32)) @ graph)
+
+
+def neighbor_mean(weights: sparse.csr_matrix, matrix) -> np.ndarray:
+    """Return ``weights @ matrix`` as a dense float32 array, densifying a few genes at a time.
+
+    Parameters
+    ----------
+    weights
+        Cells × cells averaging weights from :func:`neighbor_weights`.
+    matrix
+        Cells × genes values, dense or sparse.
+
+    Returns
+    -------
+    Dense float32 cells × genes array.
+    """
+    if not sparse.issparse(matrix):
+        return np.asarray(weights @ np.asarray(matrix, dtype=np.float32), dtype=np.float32)
+    matrix = sparse.csc_matrix(matrix, dtype=np.float32)
+    out = np.empty(matrix.shape, dtype=np.float32)
+    for start in range(0, matrix.shape[1], _CHUNK):
+        stop = min(start + _CHUNK, matrix.shape[1])
+        out[:, start:stop] = weights @ matrix[:, start:stop].toarray()
+    return out
+
+
+def minmax_scale(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale every gene (column) to [0, 1].
+
+    Parameters
+    ----------
+    matrix
+        Dense cells × genes array.
+
+    Returns
+    -------
+    ``(scaled, minimum, scale)`` with ``matrix = scaled * scale + minimum``. Constant genes get
+    ``scale = 1`` (and scale to all zeros) so that the inverse always exists.
+    """
+    minimum = matrix.min(axis=0)
+    scale = matrix.max(axis=0) - minimum
+    scale = np.where(scale > 0, scale, 1.0).astype(matrix.dtype)
+    scaled = (matrix - minimum) / scale
+    return scaled.astype(np.float32), minimum, scale
+
+
+def normalized_layers(adata: AnnData, *, normalize: bool = True) -> tuple:
+    """Return the per-cell normalised spliced and unspliced counts of ``adata``.
+
+    Library sizes are read from ``obs["initial_size_spliced"]``/``["initial_size_unspliced"]``
+    (written by :func:`revelo.pp.preprocess` before its gene subsetting), or computed over the
+    genes present when those columns are absent.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with raw counts in ``layers["spliced"]`` and ``["unspliced"]``.
+    normalize
+        With ``False``, return the counts as they are (as float32).
+
+    Returns
+    -------
+    ``(spliced, unspliced)``, float32, sparse when the layers are sparse.
+    """
+    out = []
+    for key in ("spliced", "unspliced"):
+        counts = adata.layers[key]
+        size_key = f"initial_size_{key}"
+        if size_key in adata.obs:
+            totals = adata.obs[size_key].to_numpy(dtype=np.float64)
+        else:
+            totals = cell_totals(counts)
+        out.append(normalize_per_cell(counts, totals if normalize else None))
+    return tuple(out)
+
+
+def moments(
+    adata: AnnData,
+    *,
+    n_neighbors: int | None = None,
+    normalize: bool = True,
+    scale: bool = True,
+    copy: bool = False,
+) -> AnnData | None:
+    """Compute first-order moments ``Ms`` and ``Mu``.
+
+    Each cell's moment is the mean of its own and its neighbours' normalised counts, with
+    neighbours taken from ``obsp["connectivities"]`` (connectivity > 0, equal weights).
+    :func:`revelo.pp.preprocess` calls this; use it directly to recompute moments on a graph of
+    your own.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with raw counts in ``layers["spliced"]`` and
+        ``layers["unspliced"]``.
+    n_neighbors
+        When given, first build a new graph with :func:`scanpy.pp.neighbors` on
+        ``obsm["X_pca"]`` (or on ``X`` when there is no PCA); otherwise use the graph in
+        ``obsp["connectivities"]``.
+    normalize
+        Normalise every cell to the median library size first (see
+        :func:`revelo.pp.preprocess`); ``False`` smooths the raw counts.
+    scale
+        Min-max scale every gene of ``Ms`` and ``Mu`` to [0, 1].
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or a copy when ``copy=True``, with these fields written:
+
+    ``layers["Ms"]``, ``layers["Mu"]``
+        Dense float32 moments of spliced and unspliced counts (scaled when ``scale=True``).
+    ``var["Ms_min"]``, ``var["Ms_scale"]``, ``var["Mu_min"]``, ``var["Mu_scale"]``
+        Only when ``scale=True``: per-gene minimum and range, so that
+        ``Ms * Ms_scale + Ms_min`` gives normalised units back.
+    ``obsp["connectivities"]``, ``obsp["distances"]``, ``uns["neighbors"]``
+        Only when ``n_neighbors`` is given.
+    """
+    check_not_backed(adata)
+    check_spliced_unspliced(adata, counts=True)
+    if copy:
+        adata = adata.copy()
+    if n_neighbors is not None:
+        check_min_cells(adata.n_obs, n_neighbors)
+        use_rep = "X_pca" if "X_pca" in adata.obsm else "X"
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep)
+    elif "connectivities" not in adata.obsp:
+        msg = (
+            "No neighbour graph in adata.obsp['connectivities']. Pass `n_neighbors=30` to "
+            "build one, or run `sc.pp.neighbors(adata)` or `revelo.pp.preprocess(adata)` first."
+        )
+        raise KeyError(msg)
+    write_moments(adata, *normalized_layers(adata, normalize=normalize), scale=scale)
+    return adata if copy else None
+
+
+def write_moments(adata: AnnData, spliced, unspliced, *, scale: bool = True) -> None:
+    """Write ``layers["Ms"]``/``["Mu"]`` (and their scaling) from normalised counts.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with a graph in ``obsp["connectivities"]``.
+    spliced
+        Normalised spliced counts, cells × genes of ``adata``.
+    unspliced
+        Normalised unspliced counts.
+    scale
+        Min-max scale every gene and write ``var["Ms_min"|"Ms_scale"|"Mu_min"|"Mu_scale"]``.
+    """
+    weights = neighbor_weights(adata.obsp["connectivities"])
+    for key, matrix in (("Ms", spliced), ("Mu", unspliced)):
+        smoothed = neighbor_mean(weights, matrix)
+        if scale:
+            smoothed, minimum, gene_scale = minmax_scale(smoothed)
+            adata.var[f"{key}_min"] = minimum
+            adata.var[f"{key}_scale"] = gene_scale
+        adata.layers[key] = smoothed
