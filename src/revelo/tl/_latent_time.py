@@ -1,6 +1,173 @@
-"""Not yet implemented."""
+"""One shared latent time per cell, aggregated from the model's per-gene times."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import sparse
+from scipy.stats import rankdata
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from anndata import AnnData
 
 
-def latent_time(adata, **kwargs):
-    """Not yet implemented."""
-    raise NotImplementedError
+def latent_time(
+    adata: AnnData,
+    *,
+    fit_t_key: str = "fit_t",
+    root_key: str | None = None,
+    root_cells: Sequence[str] | Sequence[int] | np.ndarray | None = None,
+    min_likelihood: float | None = None,
+    smooth: bool = True,
+    key_added: str = "latent_time",
+    copy: bool = False,
+) -> AnnData | None:
+    """Aggregate the per-gene latent times into one time per cell, in [0, 1].
+
+    Each gene's times are replaced by their ranks over cells (scaled to [0, 1]), which makes
+    genes with different time scales or saturated kinetics comparable. A cell's time is the
+    weighted median of its genes' ranks (weights ``var["fit_likelihood"]`` when present),
+    which ignores the few genes whose fit is off for that cell; with ``smooth``, it is then
+    averaged once with its neighbours' (``obsp["connectivities"]``).
+
+    Without a root, time runs the way the model's gene times run: the cells that the genes
+    put first get 0. With a root (``root_key`` or ``root_cells``), time is the distance
+    from the root cells' median time, so they sit near 0 wherever they are; choosing the last
+    cells as root reverses the direction.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with ``layers[fit_t_key]`` (cells x genes, written by
+        ``model.add_outputs``; NaN for genes that were not fitted).
+    fit_t_key
+        Layer with the per-gene latent times.
+    root_key
+        Boolean column of ``obs`` marking the root cells.
+    root_cells
+        Root cells as ``obs_names`` or integer positions. Give ``root_key`` or ``root_cells``,
+        not both.
+    min_likelihood
+        Ignore genes whose ``var["fit_likelihood"]`` is below this value.
+    smooth
+        Average each cell's time with its neighbours' once, if ``obsp["connectivities"]``
+        exists.
+    key_added
+        Column of ``obs`` to write the time to.
+    copy
+        Return a modified copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    Returns ``None``, or a copy of ``adata`` if ``copy=True``, with this field set:
+
+    ``obs[key_added]``
+        Shared latent time in [0, 1].
+    """
+    adata = adata.copy() if copy else adata
+    if fit_t_key not in adata.layers:
+        msg = f"adata.layers has no {fit_t_key!r}: run model.add_outputs(adata) first."
+        raise KeyError(msg)
+    root = _root_mask(adata, root_key, root_cells)
+
+    times = adata.layers[fit_t_key]
+    times = np.asarray(times.toarray() if sparse.issparse(times) else times, dtype=np.float64)
+    genes = ~np.all(np.isnan(times), axis=0)
+    if "velocity_genes" in adata.var:
+        genes &= adata.var["velocity_genes"].to_numpy(dtype=bool)
+    weights = np.ones(adata.n_vars)
+    if "fit_likelihood" in adata.var:
+        weights = np.nan_to_num(adata.var["fit_likelihood"].to_numpy(dtype=np.float64))
+        weights = np.clip(weights, 0, None)
+        if min_likelihood is not None:
+            genes &= weights >= min_likelihood
+    elif min_likelihood is not None:
+        msg = "min_likelihood needs adata.var['fit_likelihood']: run model.add_outputs(adata)."
+        raise KeyError(msg)
+    genes &= weights > 0
+    if not genes.any():
+        msg = f"No gene has usable times in layers[{fit_t_key!r}] (all NaN or filtered out)."
+        raise ValueError(msg)
+
+    ranks = _gene_ranks(times[:, genes])
+    shared = _weighted_median(ranks, weights[genes])
+    if smooth and "connectivities" in adata.obsp:
+        shared = _neighbour_average(adata.obsp["connectivities"], shared)
+    if root is not None:
+        shared = np.abs(shared - np.nanmedian(shared[root]))
+    shared -= np.nanmin(shared)
+    if np.nanmax(shared) > 0:
+        shared /= np.nanmax(shared)
+    adata.obs[key_added] = shared
+    return adata if copy else None
+
+
+def _root_mask(
+    adata: AnnData,
+    root_key: str | None,
+    root_cells: Sequence[str] | Sequence[int] | np.ndarray | None,
+) -> np.ndarray | None:
+    """Boolean mask of the user's root cells, or ``None`` when none were given."""
+    if root_key is not None and root_cells is not None:
+        msg = "Give either root_key or root_cells, not both."
+        raise ValueError(msg)
+    if root_key is not None:
+        if root_key not in adata.obs:
+            msg = f"adata.obs has no column {root_key!r} marking the root cells."
+            raise KeyError(msg)
+        mask = adata.obs[root_key].to_numpy()
+        if mask.dtype != bool:
+            msg = f"adata.obs[{root_key!r}] must be boolean (True for root cells)."
+            raise TypeError(msg)
+    elif root_cells is not None:
+        cells = np.atleast_1d(np.asarray(root_cells))
+        positions = (
+            cells.astype(np.int64)
+            if np.issubdtype(cells.dtype, np.integer)
+            else adata.obs_names.get_indexer(cells)
+        )
+        if (positions < 0).any():
+            missing = cells[positions < 0][:5].tolist()
+            msg = f"root_cells not in adata.obs_names: {missing}."
+            raise KeyError(msg)
+        mask = np.zeros(adata.n_obs, dtype=bool)
+        mask[positions] = True
+    else:
+        return None
+    if not mask.any():
+        msg = "No root cell selected."
+        raise ValueError(msg)
+    return mask
+
+
+def _gene_ranks(times: np.ndarray) -> np.ndarray:
+    """Per-gene ranks of the cells' times scaled to [0, 1]; NaN stays NaN."""
+    ranks = rankdata(times, axis=0, nan_policy="omit")
+    counts = np.sum(~np.isnan(times), axis=0)
+    return (ranks - 1) / np.maximum(counts - 1, 1)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Row-wise weighted median, skipping NaN entries (a row of NaN gives NaN)."""
+    order = np.argsort(values, axis=1)  # NaN sorts last
+    sorted_values = np.take_along_axis(values, order, axis=1)
+    sorted_weights = np.where(np.isnan(sorted_values), 0, weights[order])
+    cumulative = np.cumsum(sorted_weights, axis=1)
+    half = cumulative[:, -1:] / 2
+    position = (cumulative < half).sum(1).clip(max=values.shape[1] - 1)
+    median = sorted_values[np.arange(len(values)), position]
+    return np.where(cumulative[:, -1] > 0, median, np.nan)
+
+
+def _neighbour_average(connectivities: sparse.spmatrix, values: np.ndarray) -> np.ndarray:
+    """Average each cell's value with the connectivity-weighted mean of its neighbours'."""
+    weights = sparse.csr_matrix(connectivities, dtype=np.float64)
+    known = ~np.isnan(values)
+    filled = np.where(known, values, 0)
+    total = weights @ known.astype(np.float64)
+    neighbours = np.divide(weights @ filled, total, out=filled.copy(), where=total > 0)
+    own = np.where(known, values, neighbours)
+    return 0.5 * own + 0.5 * neighbours

@@ -1,0 +1,123 @@
+"""Helpers shared by the velocity tools: input checks, gene selection and neighbour indices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+_HINT_VELOCITY = "run model.add_outputs(adata) first"
+_HINT_MOMENTS = "run revelo.pp.preprocess(adata) first"
+_HINT_NEIGHBORS = "run scanpy.pp.neighbors(adata) (or revelo.pp.preprocess(adata)) first"
+
+
+def check_layer(adata: AnnData, key: str, hint: str) -> None:
+    """Raise a :class:`KeyError` naming the call to make when ``adata.layers`` lacks ``key``."""
+    if key not in adata.layers:
+        msg = f"adata.layers has no {key!r}: {hint}."
+        raise KeyError(msg)
+
+
+def check_neighbors(adata: AnnData) -> sparse.csr_matrix:
+    """Return ``obsp["distances"]`` as CSR, or raise if no usable neighbour graph exists."""
+    if "distances" not in adata.obsp:
+        msg = f"adata.obsp has no 'distances' (no neighbour graph): {_HINT_NEIGHBORS}."
+        raise KeyError(msg)
+    dist = sparse.csr_matrix(adata.obsp["distances"])
+    if np.diff(dist.indptr).min() == 0:
+        msg = f"Some cells have no neighbours in adata.obsp['distances']: {_HINT_NEIGHBORS}."
+        raise ValueError(msg)
+    return dist
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Use CUDA when available unless the caller picks a device."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def dense_layer(adata: AnnData, key: str, genes: np.ndarray) -> np.ndarray:
+    """Layer ``key`` restricted to the boolean mask ``genes``, as a dense float32 array."""
+    layer = adata.layers[key]
+    layer = layer[:, genes]
+    if sparse.issparse(layer):
+        layer = layer.toarray()
+    return np.asarray(layer, dtype=np.float32)
+
+
+def velocity_gene_mask(
+    adata: AnnData, vkey: str, gene_subset: list[str] | np.ndarray | None = None
+) -> np.ndarray:
+    """Genes used by the velocity tools.
+
+    ``gene_subset`` (names, or a boolean mask) wins over ``var[f"{vkey}_genes"]``; genes whose
+    velocity is NaN in any cell (not fitted) are always dropped.
+    """
+    mask = np.ones(adata.n_vars, dtype=bool)
+    if gene_subset is not None:
+        subset = np.asarray(gene_subset)
+        if subset.dtype == bool:
+            mask &= subset
+        else:
+            mask &= adata.var_names.isin(subset)
+    elif f"{vkey}_genes" in adata.var:
+        mask &= np.asarray(adata.var[f"{vkey}_genes"], dtype=bool)
+    velocity = adata.layers[vkey]
+    if sparse.issparse(velocity):
+        fitted = ~np.isnan(velocity.sum(0).A1)
+    else:
+        fitted = ~np.isnan(np.asarray(velocity).sum(0))
+    mask &= fitted
+    if not mask.any():
+        msg = (
+            f"No gene is usable for {vkey!r}: every selected gene has NaN velocities or "
+            f"var[{vkey + '_genes'!r}] / gene_subset selects none."
+        )
+        raise ValueError(msg)
+    return mask
+
+
+def knn_indices(dist: sparse.csr_matrix, n_neighbors: int | None = None) -> np.ndarray:
+    """Return the same number of nearest neighbours for every cell, as an ``(n_obs, k)`` array.
+
+    ``k`` is the smallest neighbour count over cells (or ``n_neighbors`` if smaller); cells with
+    more neighbours keep their ``k`` closest, so every row has the same length as in scVelo.
+    """
+    counts = np.diff(dist.indptr)
+    k = int(counts.min()) if n_neighbors is None else min(int(counts.min()), n_neighbors)
+    if (counts == k).all():
+        return dist.indices.reshape(-1, k).astype(np.int64)
+    rows = np.repeat(np.arange(dist.shape[0]), counts)
+    order = np.lexsort((dist.data, rows))
+    rank = np.arange(dist.nnz) - np.repeat(dist.indptr[:-1], counts)
+    keep = order[rank < k]
+    return dist.indices[keep].reshape(-1, k).astype(np.int64)
+
+
+def recursive_neighbors(
+    indices: torch.Tensor, rows: torch.Tensor, n_recurse: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cells reachable from ``rows`` in at most ``n_recurse`` kNN steps, the cell itself included.
+
+    Returns a padded ``(len(rows), m)`` index tensor (each row sorted, without repeats) and a
+    boolean mask of its valid entries.
+    """
+    n_obs = indices.shape[0]
+    reached = rows[:, None]
+    for _ in range(n_recurse):
+        reached = torch.cat([reached, indices[reached].flatten(1)], dim=1)
+    reached, _ = torch.sort(reached, dim=1)
+    repeat = torch.zeros_like(reached, dtype=torch.bool)
+    repeat[:, 1:] = reached[:, 1:] == reached[:, :-1]
+    # push repeats to the end of each row with an out-of-range sentinel, then trim the padding
+    reached = reached.masked_fill(repeat, n_obs)
+    reached, _ = torch.sort(reached, dim=1)
+    valid = reached < n_obs
+    width = int(valid.sum(1).max())
+    return reached[:, :width], valid[:, :width]

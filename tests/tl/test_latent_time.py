@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+import revelo
+
+from ._fixtures import trajectory_adata
+
+
+def _with_gene_times(seed=0):
+    """Per-gene times: noisy, differently scaled monotone functions of the true order."""
+    adata = trajectory_adata(seed=seed)
+    rng = np.random.default_rng(seed)
+    order = adata.obs["order"].to_numpy()
+    power = rng.uniform(0.5, 2.0, adata.n_vars)
+    t_max = rng.uniform(5, 20, adata.n_vars)
+    times = t_max * order[:, None] ** power + rng.normal(0, 2.0, adata.shape)
+    times = np.clip(times, 0, t_max)
+    # a few genes fitted backwards, one gene not fitted at all
+    times[:, :4] = t_max[:4] - times[:, :4]
+    times[:, 5] = np.nan
+    adata.layers["fit_t"] = times
+    return adata
+
+
+def test_recovers_order():
+    adata = _with_gene_times()
+    revelo.tl.latent_time(adata)
+    time = adata.obs["latent_time"].to_numpy()
+    assert time.min() == 0 and time.max() == 1
+    assert spearmanr(time, adata.obs["order"]).statistic > 0.95
+
+
+def test_root_sets_direction():
+    adata = _with_gene_times()
+    last = adata.obs_names[-5:]
+    reversed_time = revelo.tl.latent_time(adata, root_cells=last, copy=True).obs["latent_time"]
+    assert spearmanr(reversed_time, adata.obs["order"]).statistic < -0.95
+    assert reversed_time.iloc[-5:].max() < 0.1
+
+    adata.obs["is_root"] = np.arange(adata.n_obs) < 5
+    revelo.tl.latent_time(adata, root_key="is_root", key_added="t_root")
+    assert spearmanr(adata.obs["t_root"], adata.obs["order"]).statistic > 0.95
+    by_position = revelo.tl.latent_time(adata, root_cells=[0, 1, 2, 3, 4], copy=True)
+    np.testing.assert_allclose(by_position.obs["latent_time"], adata.obs["t_root"])
+
+
+def test_likelihood_weights_and_errors():
+    adata = _with_gene_times()
+    adata.var["fit_likelihood"] = np.linspace(0.1, 1.0, adata.n_vars)
+    revelo.tl.latent_time(adata, min_likelihood=0.3, smooth=False)
+    assert spearmanr(adata.obs["latent_time"], adata.obs["order"]).statistic > 0.9
+    with pytest.raises(ValueError, match="not both"):
+        revelo.tl.latent_time(adata, root_key="x", root_cells=[0])
+    with pytest.raises(KeyError, match="nope"):
+        revelo.tl.latent_time(adata, root_cells=["nope"])
+    del adata.layers["fit_t"]
+    with pytest.raises(KeyError, match="add_outputs"):
+        revelo.tl.latent_time(adata)
