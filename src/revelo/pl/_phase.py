@@ -1,6 +1,304 @@
-"""Not yet implemented."""
+"""Phase portraits: unspliced against spliced abundance per gene, with the fitted kinetics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+
+from revelo.module._kinetics import induction, repression
+
+from ._utils import category_colors, check_layer, dense_column, doc_params, finish
+
+if TYPE_CHECKING:
+    import os
+
+    from anndata import AnnData
+    from matplotlib.figure import Figure
+
+_RATE_COLUMNS = ("fit_alpha", "fit_beta", "fit_gamma", "fit_t_")
+_FITTED_LAYERS = ("fit_u", "fit_s", "fit_t")
+_DEFAULT_T_MAX = 20.0
+# Points of the kinetic curve on [0, t_max]; the switch time is added to keep the corner sharp.
+_N_CURVE_POINTS = 200
+_CURVE_STYLE = {"color": "purple", "linewidth": 2.0, "zorder": 3}
+_STEADY_STYLE = {"color": "purple", "linewidth": 1.0, "linestyle": "--", "zorder": 3}
 
 
-def phase_portrait(adata, **kwargs):
-    """Not yet implemented."""
-    raise NotImplementedError
+def kinetic_curve(
+    alpha: float, beta: float, gamma: float, t_switch: float, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unspliced and spliced abundance at times `t` for one gene's switching kinetics.
+
+    Induction runs from (0, 0) with rate `alpha` until `t_switch`; repression (no
+    transcription) starts from the state reached at `t_switch`.
+
+    Parameters
+    ----------
+    alpha, beta, gamma
+        Transcription, splicing and degradation rates.
+    t_switch
+        Time of the switch from induction to repression.
+    t
+        Times on the shared axis, starting at 0.
+
+    Returns
+    -------
+    ``(u, s)`` as arrays of the shape of `t`.
+    """
+    t = torch.as_tensor(t, dtype=torch.float64)
+    alpha_, beta_, gamma_, t_switch_ = (
+        torch.tensor(value, dtype=torch.float64) for value in (alpha, beta, gamma, t_switch)
+    )
+    u_induction, s_induction = induction(alpha_, beta_, gamma_, t.clamp(max=t_switch_))
+    u_switch, s_switch = induction(alpha_, beta_, gamma_, t_switch_)
+    u_repression, s_repression = repression(
+        u_switch, s_switch, beta_, gamma_, (t - t_switch_).clamp(min=0)
+    )
+    induced = t < t_switch_
+    u = torch.where(induced, u_induction, u_repression)
+    s = torch.where(induced, s_induction, s_repression)
+    return u.numpy(), s.numpy()
+
+
+def _rate_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Solve the gene's curve from its fitted rates; `None` where they are missing."""
+    if not all(column in adata.var for column in _RATE_COLUMNS):
+        return None
+    alpha, beta, gamma, t_switch = (float(adata.var[c].iloc[gene]) for c in _RATE_COLUMNS)
+    if not np.all(np.isfinite([alpha, beta, gamma, t_switch])) or min(beta, gamma) <= 0:
+        return None
+    t_max = float(adata.uns.get("velocity_params", {}).get("t_max", _DEFAULT_T_MAX))
+    t = np.union1d(np.linspace(0.0, t_max, _N_CURVE_POINTS), [min(t_switch, t_max)])
+    u, s = kinetic_curve(alpha, beta, gamma, t_switch, t)
+    return s, u * _scaling(adata, gene)
+
+
+def _fitted_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the gene's per-cell fits ordered by its latent time, if present."""
+    if not all(layer in adata.layers for layer in _FITTED_LAYERS):
+        return None
+    order = np.argsort(dense_column(adata, "fit_t", gene), kind="stable")
+    return dense_column(adata, "fit_s", gene)[order], dense_column(adata, "fit_u", gene)[order]
+
+
+def _scaling(adata: AnnData, gene: int) -> float:
+    """Factor from the fitted (scaled) unspliced values back to the data's scale."""
+    if "fit_scaling" not in adata.var:
+        return 1.0
+    return float(adata.var["fit_scaling"].iloc[gene])
+
+
+def _curve(
+    adata: AnnData, gene: int, kind: Literal["auto", "rates", "fitted"]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return the kinetic curve ``(s, u)`` of one gene for the requested `kind`."""
+    curve = None
+    if kind in ("auto", "rates"):
+        curve = _rate_curve(adata, gene)
+    if curve is None and kind in ("auto", "fitted"):
+        curve = _fitted_curve(adata, gene)
+    if curve is None and kind != "auto":
+        wanted = _RATE_COLUMNS if kind == "rates" else _FITTED_LAYERS
+        where = "var" if kind == "rates" else "layers"
+        msg = (
+            f"curve={kind!r} needs adata.{where}[{', '.join(map(repr, wanted))}] for gene "
+            f"{adata.var_names[gene]!r}; run model.add_outputs(adata) first."
+        )
+        raise KeyError(msg)
+    return curve
+
+
+def _resolve_color(adata: AnnData, color: str | None) -> str | None:
+    """Validate the colour key; `None` means ``"clusters"`` when that column exists."""
+    if color is None:
+        return "clusters" if "clusters" in adata.obs else None
+    if color in adata.obs:
+        values = adata.obs[color]
+        if not (
+            isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_numeric_dtype(values)
+        ):
+            msg = (
+                f"obs[{color!r}] is neither categorical nor numeric; convert it with "
+                f"adata.obs[{color!r}] = adata.obs[{color!r}].astype('category')."
+            )
+            raise TypeError(msg)
+        return color
+    if color in adata.layers:
+        return color
+    msg = f"color={color!r} is neither a column of adata.obs nor a key of adata.layers."
+    raise KeyError(msg)
+
+
+def _panel_axes(
+    ax: Axes | Sequence[Axes] | None,
+    n_panels: int,
+    *,
+    ncols: int,
+    figsize: tuple[float, float] | None,
+) -> tuple[Figure, list[Axes]]:
+    """Return the panels' axes: the given ones, or a new grid of `ncols` columns."""
+    if ax is None:
+        ncols = min(ncols, n_panels)
+        nrows = -(-n_panels // ncols)
+        fig, grid = plt.subplots(
+            nrows,
+            ncols,
+            figsize=figsize or (4.0 * ncols, 3.6 * nrows),
+            squeeze=False,
+            layout="constrained",
+        )
+        axes = list(grid.ravel())
+        for unused in axes[n_panels:]:
+            unused.remove()
+        return fig, axes[:n_panels]
+    axes = [ax] if isinstance(ax, Axes) else list(ax)
+    if len(axes) != n_panels:
+        msg = f"Got {len(axes)} axes for {n_panels} genes; pass one Axes per gene."
+        raise ValueError(msg)
+    return axes[0].get_figure(), axes
+
+
+def _add_legend(ax: Axes, labels: Sequence[str], colors: Sequence[str], loc: str) -> None:
+    """Legend of the categories, beside the panel for ``"right margin"``."""
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=c, label=str(label))
+        for label, c in zip(labels, colors)
+    ]
+    if loc == "right margin":
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    else:
+        ax.legend(handles=handles, loc=loc, frameon=False)
+
+
+@doc_params
+def phase_portrait(
+    adata: AnnData,
+    genes: str | Sequence[str],
+    *,
+    color: str | None = None,
+    curve: Literal["auto", "rates", "fitted"] | None = "auto",
+    steady_state: bool = True,
+    spliced_layer: str = "Ms",
+    unspliced_layer: str = "Mu",
+    size: float | None = None,
+    cmap: str = "viridis",
+    ncols: int = 4,
+    title: str | Sequence[str] | None = None,
+    legend_loc: str | None = "right margin",
+    figsize: tuple[float, float] | None = None,
+    ax: Axes | Sequence[Axes] | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | list[Axes] | None:
+    r"""Unspliced against spliced abundance of each gene, with its fitted kinetics.
+
+    Each panel shows one gene's cells in the phase plane (``layers[spliced_layer]`` on the
+    x-axis, ``layers[unspliced_layer]`` on the y-axis), the kinetic curve the model fitted,
+    and the steady-state line :math:`u = \gamma / \beta \cdot s`.
+
+    Parameters
+    ----------
+    %(adata)s
+    genes
+        One gene name or several; one panel is drawn per gene.
+    color
+        Column of ``obs`` (categorical or numeric) or key of ``layers`` (per cell and gene,
+        e.g. ``"fit_t"``) to colour the cells by. `None` uses ``"clusters"`` when present.
+    curve
+        Which kinetic curve to draw: ``"rates"`` solves the switching ODE from
+        ``var[["fit_alpha", "fit_beta", "fit_gamma", "fit_t_"]]`` over
+        :math:`t \in [0, t_{max}]` (``uns["velocity_params"]["t_max"]``, default 20);
+        ``"fitted"`` joins the per-cell fits ``layers["fit_s"]``, ``layers["fit_u"]`` in the
+        order of ``layers["fit_t"]``; ``"auto"`` takes the first available; `None` draws no
+        curve.
+    steady_state
+        Draw the steady-state line from ``var["fit_gamma"] / var["fit_beta"]`` when present.
+    spliced_layer
+        Layer with the (smoothed) spliced abundance.
+    unspliced_layer
+        Layer with the (smoothed) unspliced abundance.
+    size
+        Marker size; by default it shrinks with the number of cells.
+    cmap
+        Colour map for numeric colours.
+    ncols
+        Number of panels per row of a new figure.
+    title
+        Panel titles; defaults to the gene names.
+    legend_loc
+        Location of the legend for categorical colours: ``"right margin"``, any matplotlib
+        legend location, or `None` for no legend. It is drawn on the last panel.
+    %(figsize)s
+    ax
+        One axes per gene to draw on; a new figure is made when `None`.
+    %(show_save)s
+
+    Returns
+    -------
+    :class:`~matplotlib.figure.Figure` when `return_fig` is `True`; when `show` is `False`
+    the :class:`~matplotlib.axes.Axes`, or a list of them for several genes; else `None`.
+    """
+    genes = [genes] if isinstance(genes, str) else list(genes)
+    missing = [gene for gene in genes if gene not in adata.var_names]
+    if missing:
+        msg = f"Genes not found in adata.var_names: {', '.join(map(repr, missing))}."
+        raise KeyError(msg)
+    check_layer(adata, spliced_layer)
+    check_layer(adata, unspliced_layer)
+    color = _resolve_color(adata, color)
+    titles = genes if title is None else [title] if isinstance(title, str) else list(title)
+    if size is None:
+        size = float(np.clip(20_000 / adata.n_obs, 2, 40))
+
+    fig, axes = _panel_axes(ax, len(genes), ncols=ncols, figsize=figsize)
+    categorical = color in adata.obs and isinstance(adata.obs[color].dtype, pd.CategoricalDtype)
+    for panel, gene_name, panel_title in zip(axes, genes, titles):
+        gene = adata.var_names.get_loc(gene_name)
+        s = dense_column(adata, spliced_layer, gene)
+        u = dense_column(adata, unspliced_layer, gene)
+        if color is None:
+            panel.scatter(s, u, s=size, color="lightgrey", linewidths=0)
+        elif categorical:
+            codes = adata.obs[color].cat.codes.to_numpy()
+            palette = np.array([*category_colors(adata, color), "lightgrey"], dtype=object)
+            panel.scatter(s, u, s=size, c=list(palette[codes]), linewidths=0)
+        else:
+            values = (
+                adata.obs[color].to_numpy(dtype=float)
+                if color in adata.obs
+                else dense_column(adata, color, gene)
+            )
+            points = panel.scatter(s, u, s=size, c=values, cmap=cmap, linewidths=0)
+            fig.colorbar(points, ax=panel, pad=0.01, fraction=0.05)
+
+        fitted = None if curve is None else _curve(adata, gene, curve)
+        if fitted is not None:
+            panel.plot(*fitted, label="kinetic curve", **_CURVE_STYLE)
+        if steady_state and {"fit_beta", "fit_gamma"} <= set(adata.var.columns):
+            ratio = adata.var["fit_gamma"].iloc[gene] / adata.var["fit_beta"].iloc[gene]
+            s_line = np.array([0.0, np.max(s)])
+            u_line = ratio * _scaling(adata, gene) * s_line
+            panel.plot(s_line, u_line, label="steady state", **_STEADY_STYLE)
+
+        panel.set_xlabel("spliced")
+        panel.set_ylabel("unspliced")
+        panel.set_title(panel_title)
+        panel.set_xlim(left=0)
+        panel.set_ylim(bottom=0)
+        panel.spines[["top", "right"]].set_visible(False)
+
+    if categorical and legend_loc is not None:
+        _add_legend(
+            axes[-1], adata.obs[color].cat.categories, category_colors(adata, color), legend_loc
+        )
+    return finish(
+        fig, axes[0] if len(axes) == 1 else axes, show=show, save=save, return_fig=return_fig
+    )
