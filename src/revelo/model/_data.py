@@ -107,7 +107,9 @@ class TensorDataSplitter(LightningDataModule):
         n_obs = len(next(iter(tensors.values())))
         if validation_size is None:
             validation_size = 1.0 - train_size
-        if not (0 < train_size <= 1 and 0 <= validation_size and train_size + validation_size <= 1):
+        if not (
+            0 < train_size <= 1 and 0 <= validation_size and train_size + validation_size <= 1
+        ):
             msg = (
                 f"train_size={train_size} and validation_size={validation_size} must be "
                 "fractions with train_size > 0 and a sum of at most 1."
@@ -126,7 +128,9 @@ class TensorDataSplitter(LightningDataModule):
 
     def train_dataloader(self) -> TensorBatches:
         """Shuffled training batches."""
-        return TensorBatches(self.tensors, self.train_idx, batch_size=self.batch_size, shuffle=True)
+        return TensorBatches(
+            self.tensors, self.train_idx, batch_size=self.batch_size, shuffle=True
+        )
 
     def val_dataloader(self) -> TensorBatches | list:
         """Validation batches (none when there are no validation cells)."""

@@ -32,9 +32,16 @@ _DEVICE_DATA_FRACTION = 0.25
 def _upper_quantile_profile(
     unspliced: np.ndarray, spliced: np.ndarray, quantile: float = 0.99
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per gene, the median (u, s) over the cells with the top ``1 − quantile`` unspliced."""
-    n_top = max(1, int(round((1 - quantile) * unspliced.shape[0])))
-    top = np.argpartition(unspliced, -n_top, axis=0)[-n_top:]
+    """Per gene, the median (u, s) over the cells in the top ``1 − quantile`` of u + s.
+
+    The switch from induction to repression is where both abundances are high; ranking by u
+    alone would pick cells early in induction when u saturates faster than s.
+    """
+    n_top = max(1, round((1 - quantile) * unspliced.shape[0]))
+    u_max = np.maximum(unspliced.max(0), 1e-12)
+    s_max = np.maximum(spliced.max(0), 1e-12)
+    score = unspliced / u_max + spliced / s_max
+    top = np.argpartition(score, -n_top, axis=0)[-n_top:]
     u_top = np.take_along_axis(unspliced, top, axis=0)
     s_top = np.take_along_axis(spliced, top, axis=0)
     return np.median(u_top, axis=0), np.median(s_top, axis=0)
@@ -380,7 +387,9 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         return_numpy
             Return an array instead of a DataFrame indexed by cells with genes as columns.
         """
-        adata, indices, out = self._posterior_means(("time",), adata, indices, n_samples, batch_size)
+        adata, indices, out = self._posterior_means(
+            ("time",), adata, indices, n_samples, batch_size
+        )
         return self._frame(out["time"], adata, indices, return_numpy)
 
     def get_velocity(
@@ -519,6 +528,86 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             ("log_likelihood",), adata, indices, n_samples, batch_size
         )
         return self._frame(out["log_likelihood"], adata, indices, return_numpy)
+
+    def add_outputs(
+        self,
+        adata: AnnData | None = None,
+        *,
+        n_samples: int = 25,
+        batch_size: int | None = None,
+        root_key: str | None = None,
+        root_cells: Sequence[str] | Sequence[int] | None = None,
+    ) -> None:
+        """Write the model's results into an AnnData, with scVelo's key names.
+
+        Parameters
+        ----------
+        adata
+            AnnData with the same cells and genes as the model's (and the registered layers);
+            defaults to the model's own.
+        n_samples
+            Posterior draws of z to average.
+        batch_size
+            Minibatch size of the queries.
+        root_key
+            Boolean ``obs`` column marking root cells for the shared latent time.
+        root_cells
+            Names or positions of root cells; the root is inferred when neither is given.
+
+        Returns
+        -------
+        Nothing; writes into ``adata``:
+
+        - ``layers["velocity"]``, ``layers["velocity_u"]``: spliced and unspliced velocity,
+          in the units of the registered layers (``Ms``/``Mu`` by default) per unit of time;
+        - ``layers["fit_t"]``: per-gene latent time on [0, t_max];
+        - ``layers["fit_s"]``, ``layers["fit_u"]``: fitted spliced and unspliced values;
+        - ``var["fit_alpha"]``, ``var["fit_beta"]``, ``var["fit_gamma"]``: kinetic rates;
+          ``var["fit_t_"]``: switch time; ``var["fit_scaling"]``: unspliced-to-spliced
+          scale ratio of the registered layers (``var["Mu_scale"] / var["Ms_scale"]`` when
+          :func:`revelo.pp.preprocess` wrote them, else 1); ``var["fit_likelihood"]``: mean
+          per-cell log-likelihood of the gene's (u, s);
+        - ``var["velocity_genes"]``: genes used downstream (an existing column is kept,
+          restricted to genes with a finite fit);
+        - ``obs["latent_time"]``: one shared time per cell on [0, 1]
+          (:func:`revelo.tl.latent_time`);
+        - ``uns["velocity_params"]``: the settings of this call and the model.
+        """
+        from revelo.tl import latent_time
+
+        adata = self._validate_anndata(adata)
+        keys = ("velocity", "velocity_u", "time", "fit_s", "fit_u", "log_likelihood")
+        _, _, out = self._posterior_means(keys, adata, None, n_samples, batch_size)
+        adata.layers["velocity"] = out["velocity"]
+        adata.layers["velocity_u"] = out["velocity_u"]
+        adata.layers["fit_t"] = out["time"]
+        adata.layers["fit_s"] = out["fit_s"]
+        adata.layers["fit_u"] = out["fit_u"]
+
+        rates = self.get_rates()
+        adata.var["fit_alpha"] = rates["alpha"].to_numpy()
+        adata.var["fit_beta"] = rates["beta"].to_numpy()
+        adata.var["fit_gamma"] = rates["gamma"].to_numpy()
+        adata.var["fit_t_"] = rates["t_switch"].to_numpy()
+        if {"Mu_scale", "Ms_scale"} <= set(adata.var.columns):
+            scaling = adata.var["Mu_scale"].to_numpy() / adata.var["Ms_scale"].to_numpy()
+        else:
+            scaling = np.ones(adata.n_vars)
+        adata.var["fit_scaling"] = scaling
+        likelihood = out["log_likelihood"].mean(0)
+        adata.var["fit_likelihood"] = likelihood
+        finite = np.isfinite(likelihood) & np.isfinite(out["velocity"]).all(0)
+        if "velocity_genes" in adata.var:
+            finite &= adata.var["velocity_genes"].to_numpy(dtype=bool)
+        adata.var["velocity_genes"] = finite
+
+        adata.uns["velocity_params"] = {
+            "mode": "revelo",
+            "n_samples": n_samples,
+            "t_max": self.module.t_max,
+            "model": self._model_summary_string,
+        }
+        latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
 
     @torch.inference_mode()
     def get_rates(self) -> pd.DataFrame:

@@ -19,7 +19,7 @@ __all__ = [
     "induction",
     "kl_standard_normal",
     "normal_log_prob",
-    "repression",
     "reparameterize",
+    "repression",
     "solve_kinetics",
 ]

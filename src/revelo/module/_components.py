@@ -107,7 +107,9 @@ class GaussianEncoder(nn.Module):
         self.mean = nn.Linear(n_hidden, n_latent)
         self.log_var = nn.Linear(n_hidden, n_latent)
 
-    def forward(self, x: torch.Tensor, *cat_list: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, *cat_list: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior mean and log-variance for each row of ``x``."""
         h = self.hidden(x, *cat_list)
         # A soft bound keeps exp(log σ²) finite early in training without hiding any gradient.

@@ -102,6 +102,9 @@ class REVELOVAE(BaseModuleClass):
             else np.clip(switch_time_init, 0.02 * t_max, 0.98 * t_max).astype(np.float32)
         )
         self.switch_raw = nn.Parameter(torch.logit(torch.from_numpy(t_switch / self.t_max)))
+        # Observed unspliced = scaling × kinetic unspliced: u and s are scaled separately per
+        # gene in preprocessing, which would otherwise break the shared β of the two equations.
+        self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
         # Noise scales of u and s (rows), per gene, on the softplus scale.
         self.noise_raw = nn.Parameter(torch.full((2, n_genes), -1.0))
 
@@ -112,9 +115,7 @@ class REVELOVAE(BaseModuleClass):
         self.encoder = GaussianEncoder(
             2 * n_genes, n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout_rate=dropout_rate
         )
-        self.decoder = KineticStateDecoder(
-            n_latent, n_genes, n_hidden=n_hidden, n_layers=n_layers
-        )
+        self.decoder = KineticStateDecoder(n_latent, n_genes, n_hidden=n_hidden, n_layers=n_layers)
 
     # ------------------------------------------------------------------ parameters
     def rates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,6 +125,10 @@ class REVELOVAE(BaseModuleClass):
     def switch_time(self) -> torch.Tensor:
         """Per-gene switch time from induction to repression, in (0, t_max)."""
         return self.t_max * torch.sigmoid(self.switch_raw)
+
+    def unspliced_scaling(self) -> torch.Tensor:
+        """Per-gene factor from kinetic unspliced to observed unspliced."""
+        return F.softplus(self.unspliced_scaling_raw)
 
     def noise_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-gene noise scales of unspliced and spliced."""
@@ -165,6 +170,7 @@ class REVELOVAE(BaseModuleClass):
         rho, tau, state_logits = self.decoder(z)
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
+        scaling = self.unspliced_scaling()
 
         t_induction = t_switch * rho
         u_induction, s_induction = induction(alpha, beta, gamma, t_induction)
@@ -174,13 +180,15 @@ class REVELOVAE(BaseModuleClass):
 
         ones = torch.ones_like(rho)
         zeros = torch.zeros_like(rho)
-        mean_u = torch.stack((u_induction, alpha / beta * ones, u_repression, zeros), dim=-1)
+        mean_u = scaling.unsqueeze(-1) * torch.stack(
+            (u_induction, alpha / beta * ones, u_repression, zeros), dim=-1
+        )
         mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
         # Time on the shared axis [0, t_max] that each state places the cell at.
         time = torch.stack(
             (t_induction, t_switch * ones, t_switch + t_repression, self.t_max * ones), dim=-1
         )
-        velocity_u = torch.stack(
+        velocity_u = scaling.unsqueeze(-1) * torch.stack(
             (alpha - beta * u_induction, zeros, -beta * u_repression, zeros), dim=-1
         )
         velocity_s = torch.stack(
@@ -201,7 +209,7 @@ class REVELOVAE(BaseModuleClass):
             "time": time,
             "velocity_u": velocity_u,
             "velocity_s": velocity_s,
-            "u_switch": u_switch,
+            "u_switch": scaling * u_switch,
             "s_switch": s_switch,
         }
 
@@ -211,7 +219,7 @@ class REVELOVAE(BaseModuleClass):
         unspliced: torch.Tensor,
         generative_outputs: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        """log p(state) + log p(u, s | state) per cell, gene and state."""
+        """Log p(state) + log p(u, s | state) per cell, gene and state."""
         scale_u, scale_s = self.noise_scale()
         factor = torch.ones(4, device=scale_u.device)
         factor[3] = self.steady_scale_factor

@@ -1,0 +1,40 @@
+"""Shared fixtures: a small simulation, preprocessed once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import revelo
+
+# CI machines have 2 cores; one torch thread avoids oversubscription with the data pipeline.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def simulated_raw():
+    """Raw counts with ground truth: 500 cells x 40 genes."""
+    return revelo.datasets.simulate(n_obs=500, n_vars=40, seed=0, noise="normal")
+
+
+@pytest.fixture(scope="session")
+def simulated(simulated_raw):
+    """The simulation after revelo.pp.preprocess (all genes kept that pass the filters)."""
+    return revelo.pp.preprocess(
+        simulated_raw, n_top_genes=None, min_shared_counts=10, normalize=False
+    )
+
+
+@pytest.fixture(scope="session")
+def trained(simulated):
+    """A REVELO model trained briefly on the preprocessed simulation, with outputs added."""
+    import torch
+
+    torch.set_num_threads(1)
+    revelo.settings.seed = 0
+    adata = simulated.copy()
+    revelo.REVELO.setup_anndata(adata)
+    model = revelo.REVELO(adata, n_hidden=64)
+    model.train(max_epochs=150, enable_progress_bar=False)
+    return model
