@@ -86,15 +86,24 @@ def demo(args: argparse.Namespace) -> int:
 
 def fit(args: argparse.Namespace) -> int:
     """Raw counts in, a copy with revelo's results out."""
-    import anndata
-
-    import revelo
-
     path = Path(args.input)
     if not path.is_file():
         msg = f"input file {str(path)!r} does not exist; pass the path of an .h5ad file."
         raise FileNotFoundError(msg)
-    adata = revelo.pp.preprocess(anndata.read_h5ad(path))
+
+    import anndata
+
+    import revelo
+
+    try:
+        raw = anndata.read_h5ad(path)
+    except OSError as error:
+        msg = (
+            f"cannot read {str(path)!r} as an .h5ad file ({error}); pass an AnnData written "
+            "with `adata.write_h5ad`."
+        )
+        raise ValueError(msg) from error
+    adata = revelo.pp.preprocess(raw)
     model = _train(adata, max_epochs=args.max_epochs, accelerator=args.accelerator, seed=args.seed)
     model.add_outputs()
     adata.write_h5ad(args.output)
@@ -131,10 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     _quiet()
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    except Exception as error:
+        if not _is_input_error(error):
+            raise
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"revelo {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _is_input_error(error: Exception) -> bool:
+    """Errors whose message tells the user what to fix; anything else is a bug to report."""
+    if isinstance(error, ValueError | KeyError | TypeError | OSError):
+        return True
+    callbacks = sys.modules.get("revelo.model._callbacks")
+    return callbacks is not None and isinstance(error, callbacks.NonFiniteLossError)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._callbacks import NonFiniteLossError
 from ._model import REVELO
 
-__all__ = ["REVELO"]
+__all__ = ["REVELO", "NonFiniteLossError"]
