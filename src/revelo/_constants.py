@@ -8,6 +8,7 @@ from typing import NamedTuple
 class _RegistryKeys(NamedTuple):
     X_KEY: str = "X"  # spliced
     U_KEY: str = "U"  # unspliced
+    TIME_PRIOR_KEY: str = "time_prior"  # initial cell ordering, used during warm-up only
 
 
 REGISTRY_KEYS = _RegistryKeys()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -18,7 +19,16 @@ from scvi.train import TrainingPlan, TrainRunner
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
 from revelo.module import REVELOVAE
 
+from ._callbacks import training_callbacks
+from ._checks import (
+    check_model_params,
+    check_registrable,
+    check_same_genes,
+    check_train_params,
+)
 from ._data import TensorBatches, TensorDataSplitter, as_tensor
+from ._init import initial_cell_order, switch_profile
+from ._uncertainty import UncertaintyMixin
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -29,25 +39,7 @@ logger = logging.getLogger(__name__)
 _DEVICE_DATA_FRACTION = 0.25
 
 
-def _upper_quantile_profile(
-    unspliced: np.ndarray, spliced: np.ndarray, quantile: float = 0.99
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per gene, the median (u, s) over the cells in the top ``1 − quantile`` of u + s.
-
-    The switch from induction to repression is where both abundances are high; ranking by u
-    alone would pick cells early in induction when u saturates faster than s.
-    """
-    n_top = max(1, round((1 - quantile) * unspliced.shape[0]))
-    u_max = np.maximum(unspliced.max(0), 1e-12)
-    s_max = np.maximum(spliced.max(0), 1e-12)
-    score = unspliced / u_max + spliced / s_max
-    top = np.argpartition(score, -n_top, axis=0)[-n_top:]
-    u_top = np.take_along_axis(unspliced, top, axis=0)
-    s_top = np.take_along_axis(spliced, top, axis=0)
-    return np.median(u_top, axis=0), np.median(s_top, axis=0)
-
-
-class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """RNA velocity with a variational kinetic model.
 
     An amortized Gaussian encoder maps each cell's spliced and unspliced moments to a latent
@@ -92,21 +84,31 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         t_max: float = 20.0,
         **module_kwargs,
     ):
+        check_model_params(
+            n_hidden=n_hidden,
+            n_latent=n_latent,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            t_max=t_max,
+        )
         super().__init__(adata)
         spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
         unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
-        u_upper, s_upper = _upper_quantile_profile(unspliced, spliced)
-        u_upper = np.maximum(u_upper, 1e-3)
-        s_upper = np.maximum(s_upper, 1e-3)
-        # With β = 1 the induction steady state is (α, α/γ): start it just past the upper
-        # quantile of the data so the switch happens before saturation.
+        u_switch, s_switch, top = switch_profile(unspliced, spliced)
+        u_switch = np.maximum(u_switch, 1e-3)
+        s_switch = np.maximum(s_switch, 1e-3)
+        order = initial_cell_order(spliced, unspliced)
+        # With β = 1 the induction steady state is (α, α/γ): start it just past the switch
+        # point; each gene switches at the median initial time of its switch-point cells.
         init = {
-            "alpha_init": 1.2 * u_upper,
-            "beta_init": np.ones_like(u_upper),
-            "gamma_init": np.clip(u_upper / s_upper, 0.05, 20.0),
-            "switch_unspliced": u_upper,
-            "switch_spliced": s_upper,
+            "alpha_init": 1.2 * u_switch,
+            "beta_init": np.ones_like(u_switch),
+            "gamma_init": np.clip(u_switch / s_switch, 0.05, 20.0),
+            "switch_time_init": t_max * np.median(order[top], axis=0),
+            "switch_unspliced": u_switch,
+            "switch_spliced": s_switch,
         }
+        self._time_prior = t_max * order
         init.update(module_kwargs)
         self.module = self._module_cls(
             n_genes=self.summary_stats.n_vars,
@@ -138,8 +140,9 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Parameters
         ----------
         adata
-            AnnData with the two layers, cells × genes. Nothing in it is changed except the
-            scvi-tools registry entry in ``uns``.
+            AnnData with the two layers, cells × genes, in memory and not a view (make one
+            with ``adata = adata.copy()``). Nothing in it is changed except the scvi-tools
+            registry entries ``uns["_scvi_uuid"]`` and ``uns["_scvi_manager_uuid"]``.
         spliced_layer
             Layer with spliced abundances (scaled first-order moments from
             :func:`revelo.pp.preprocess` by default).
@@ -147,7 +150,18 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Layer with unspliced abundances.
         **kwargs
             Passed to :class:`~scvi.data.AnnDataManager`'s registration.
+
+        Raises
+        ------
+        KeyError
+            When a layer is missing (the message lists the layers present).
+        TypeError
+            When a layer is float16 or not numeric, or the two layers differ in dtype.
+        ValueError
+            When ``adata`` is a view or backed, names are duplicated, the layers differ in
+            shape, or hold NaN, infinite or negative values.
         """
+        check_registrable(adata, spliced_layer, unspliced_layer)
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, spliced_layer, is_count_data=False),
@@ -187,6 +201,9 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_epochs_kl_warmup: int | None = None,
         data_on_device: bool | None = None,
         plan_kwargs: dict | None = None,
+        enable_checkpointing: bool = False,
+        checkpoint_dir: str | None = None,
+        ckpt_path: str | None = None,
         **trainer_kwargs,
     ):
         """Train the model with AdamW, gradient clipping and early stopping on the ELBO.
@@ -225,10 +242,57 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             GPU when the data take less than a quarter of its free memory.
         plan_kwargs
             Options of :class:`scvi.train.TrainingPlan`; they override the ones above.
+        enable_checkpointing
+            Write a lightning checkpoint (weights, optimizer, epoch, random-number state) to
+            ``checkpoint_dir`` after every epoch: ``last.ckpt`` and ``epoch=<n>.ckpt``.
+        checkpoint_dir
+            Folder for the checkpoints; required with ``enable_checkpointing``.
+        ckpt_path
+            Resume from this checkpoint, e.g. ``"<checkpoint_dir>/last.ckpt"``, on a model
+            built the same way on the same data; ``max_epochs`` counts the epochs already run.
+            Pass ``enable_checkpointing`` and ``checkpoint_dir`` again to keep writing
+            checkpoints (lightning warns when they are left out).
         **trainer_kwargs
-            Options of :class:`scvi.train.Trainer` (lightning), e.g. ``strategy="ddp"`` or
-            ``enable_progress_bar=False``.
+            Options of :class:`scvi.train.Trainer` (lightning), e.g. ``strategy="ddp"``,
+            ``enable_progress_bar=False`` or ``callbacks=[...]``.
+
+        Raises
+        ------
+        ValueError
+            When an option is out of range, the split leaves no training or validation cell,
+            or the registered layers were changed since :meth:`setup_anndata` to hold NaN,
+            infinite or negative values.
+        revelo.model.NonFiniteLossError
+            When the training loss becomes NaN or infinite; the model keeps the weights of the
+            last epoch that ended finite.
+
+        Notes
+        -----
+        On CPU, the same ``revelo.settings.seed`` (set before building the model) gives
+        bit-identical weights and query results. On a GPU, cuDNN autotuning, atomic adds in
+        scatter/index kernels and reductions whose order depends on the thread schedule can make
+        results differ in the last bits between runs; ``torch.use_deterministic_algorithms(True)``
+        and ``benchmark=False`` remove most of that at some speed cost. GPU and CPU results
+        differ slightly in any case.
         """
+        setup_args = self.adata_manager.registry["setup_args"]
+        check_registrable(self.adata, setup_args["spliced_layer"], setup_args["unspliced_layer"])
+        check_train_params(
+            self.adata.n_obs,
+            max_epochs=max_epochs,
+            lr=lr,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            ckpt_path=ckpt_path,
+        )
+        trainer_kwargs["callbacks"] = training_callbacks(
+            trainer_kwargs.get("callbacks"),
+            enable_checkpointing=enable_checkpointing,
+            checkpoint_dir=checkpoint_dir,
+        )
+        if ckpt_path is not None:
+            trainer_kwargs["ckpt_path"] = str(ckpt_path)
         n_cells = self.adata.n_obs
         if max_epochs is None:
             max_epochs = int(min(500, max(100, round(400 * 1000 / max(n_cells, 1)))))
@@ -240,6 +304,10 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             batch_size = 1024 if on_gpu else 256
 
         tensors = self._registered_tensors()
+        if getattr(self, "_time_prior", None) is not None:
+            tensors[REGISTRY_KEYS.TIME_PRIOR_KEY] = torch.as_tensor(
+                self._time_prior, dtype=torch.float32
+            ).unsqueeze(-1)
         if data_on_device is None:
             data_on_device = on_gpu and _fits_on_device(tensors, device)
         if data_on_device and trainer_kwargs.get("strategy") is None:
@@ -537,6 +605,7 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size: int | None = None,
         root_key: str | None = None,
         root_cells: Sequence[str] | Sequence[int] | None = None,
+        uncertainty: bool = True,
     ) -> None:
         """Write the model's results into an AnnData, with scVelo's key names.
 
@@ -553,6 +622,8 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Boolean ``obs`` column marking root cells for the shared latent time.
         root_cells
             Names or positions of root cells; the root is inferred when neither is given.
+        uncertainty
+            Also write the per-cell velocity uncertainty (from the same number of draws).
 
         Returns
         -------
@@ -571,7 +642,13 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
           restricted to genes with a finite fit);
         - ``obs["latent_time"]``: one shared time per cell on [0, 1]
           (:func:`revelo.tl.latent_time`);
-        - ``uns["velocity_params"]``: the settings of this call and the model.
+        - ``uns["velocity_params"]``: the settings of this call and the model;
+        - with ``uncertainty``: ``obs["directional_variance"]``,
+          ``obs["directional_difference"]``, ``obs["directional_cosine_sim_variance"]``,
+          ``obs["directional_cosine_sim_difference"]``, ``obs["directional_cosine_sim_mean"]``
+          (:meth:`get_directional_uncertainty` on the velocity genes) and, when ``adata`` has
+          ``obsm["X_umap"]`` and ``obsp["distances"]``, the same five with the prefix
+          ``extrinsic_`` (:meth:`get_extrinsic_uncertainty`).
         """
         from revelo.tl import latent_time
 
@@ -608,6 +685,8 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             "model": self._model_summary_string,
         }
         latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
+        if uncertainty:
+            self._add_uncertainty(adata, n_samples=n_samples, batch_size=batch_size)
 
     @torch.inference_mode()
     def get_rates(self) -> pd.DataFrame:
@@ -623,6 +702,73 @@ class REVELO(VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
             {key: value.cpu().numpy() for key, value in columns.items()},
             index=self.adata.var_names,
         )
+
+    # ------------------------------------------------------------------ save and load
+    def save(
+        self,
+        dir_path: str | Path,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        **kwargs,
+    ) -> None:
+        """Save the weights, options and gene names to ``dir_path`` (a folder).
+
+        Parameters
+        ----------
+        dir_path
+            Folder to write; it must not exist unless ``overwrite=True``.
+        prefix
+            Prefix of the file names.
+        overwrite
+            Replace what an earlier save wrote in ``dir_path``.
+        save_anndata
+            Also write the model's AnnData as ``adata.h5ad``.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.save`.
+        """
+        if Path(dir_path).exists() and not overwrite:
+            msg = (
+                f"{str(dir_path)!r} already exists; pass overwrite=True to replace what is "
+                "saved there, or choose another folder."
+            )
+            raise ValueError(msg)
+        super().save(
+            str(dir_path), prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
+        )
+
+    @classmethod
+    def load(cls, dir_path: str | Path, adata: AnnData | None = None, **kwargs) -> REVELO:
+        """Load a model written by :meth:`~revelo.REVELO.save`, in this or any other process.
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`.
+        adata
+            AnnData with the same genes, in the same order, as the model's training data, and
+            the registered layers; it is registered as the model's was, which (re)writes
+            ``uns["_scvi_uuid"]`` and ``uns["_scvi_manager_uuid"]`` and nothing else.
+            Defaults to the AnnData saved with ``save_anndata=True``.
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``,
+            ``device``, ``prefix``, ``backup_url``).
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``dir_path`` holds no saved model.
+        ValueError
+            When the genes of ``adata`` differ from the model's (the message names them).
+        """
+        model_file = Path(dir_path) / f"{kwargs.get('prefix') or ''}model.pt"
+        if not model_file.is_file() and kwargs.get("backup_url") is None:
+            msg = f"No saved model at {str(model_file)!r}; pass the folder given to `save`."
+            raise FileNotFoundError(msg)
+        if adata is not None and adata is not False and model_file.is_file():
+            saved = torch.load(model_file, map_location="cpu", weights_only=False)
+            check_same_genes(saved["var_names"], adata.var_names)
+        return super().load(str(dir_path), adata=adata, **kwargs)
 
 
 def _fits_on_device(tensors: dict[str, torch.Tensor], device: torch.device) -> bool:

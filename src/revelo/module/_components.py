@@ -165,13 +165,20 @@ class KineticStateDecoder(nn.Module):
         self.rho = nn.Linear(n_hidden, n_genes)
         self.tau = nn.Linear(n_hidden, n_genes)
         self.state_logits = nn.Linear(n_hidden, n_genes * self.n_states)
+        self.cell_time = nn.Linear(n_hidden, 1)
 
     def forward(
         self, z: torch.Tensor, *cat_list: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``rho``, ``tau`` (cells × genes) and state logits (cells × genes × 4)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``rho``, ``tau``, state logits and the cell's shared time.
+
+        Shapes: cells × genes, cells × genes, cells × genes × 4, and cells × 1 (a fraction of
+        the time axis in (0, 1)).
+        """
         h_time = self.time_hidden(z, *cat_list)
         h_state = self.state_hidden(z, *cat_list)
         logits = self.state_logits(h_state)
         logits = logits.reshape(*logits.shape[:-1], self.n_genes, self.n_states)
-        return torch.sigmoid(self.rho(h_time)), torch.sigmoid(self.tau(h_time)), logits
+        rho = torch.sigmoid(self.rho(h_time))
+        tau = torch.sigmoid(self.tau(h_time))
+        return rho, tau, logits, torch.sigmoid(self.cell_time(h_time))

@@ -85,6 +85,10 @@ class REVELOVAE(BaseModuleClass):
         switch_spliced: np.ndarray | None = None,
         switch_penalty: float = 0.2,
         steady_scale_factor: float = 0.1,
+        time_mode: str = "gene",
+        gene_time_spread: float = 0.1,
+        noise_init: float = 0.1,
+        time_prior_weight: float = 1.0,
     ):
         super().__init__()
         self.n_genes = n_genes
@@ -92,6 +96,9 @@ class REVELOVAE(BaseModuleClass):
         self.t_max = float(t_max)
         self.switch_penalty = switch_penalty
         self.steady_scale_factor = steady_scale_factor
+        self.time_mode = time_mode
+        self.gene_time_spread = gene_time_spread
+        self.time_prior_weight = time_prior_weight
 
         self.alpha_raw = _gene_parameter(alpha_init, 1.0, n_genes)
         self.beta_raw = _gene_parameter(beta_init, 1.0, n_genes)
@@ -106,7 +113,9 @@ class REVELOVAE(BaseModuleClass):
         # gene in preprocessing, which would otherwise break the shared β of the two equations.
         self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
         # Noise scales of u and s (rows), per gene, on the softplus scale.
-        self.noise_raw = nn.Parameter(torch.full((2, n_genes), -1.0))
+        self.noise_raw = nn.Parameter(
+            torch.full((2, n_genes), float(_softplus_inverse(noise_init)))
+        )
 
         for name, value in (("switch_u", switch_unspliced), ("switch_s", switch_spliced)):
             tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
@@ -167,15 +176,23 @@ class REVELOVAE(BaseModuleClass):
     @auto_move_data
     def generative(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Decode z into per-state expected (u, s), times and velocities."""
-        rho, tau, state_logits = self.decoder(z)
+        rho, tau, state_logits, cell_time = self.decoder(z)
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
         scaling = self.unspliced_scaling()
 
-        t_induction = t_switch * rho
+        if self.time_mode == "shared":
+            # One clock per cell; each gene may deviate from it by a bounded amount.
+            deviation = self.gene_time_spread * self.t_max * (2 * rho - 1)
+            gene_time = (self.t_max * cell_time + deviation).clamp(0.0, self.t_max)
+            t_induction = torch.minimum(gene_time, t_switch)
+            t_repression = (gene_time - t_switch).clamp_min(0.0)
+        else:
+            gene_time = None
+            t_induction = t_switch * rho
+            t_repression = (self.t_max - t_switch) * tau
         u_induction, s_induction = induction(alpha, beta, gamma, t_induction)
         u_switch, s_switch = induction(alpha, beta, gamma, t_switch)
-        t_repression = (self.t_max - t_switch) * tau
         u_repression, s_repression = repression(u_switch, s_switch, beta, gamma, t_repression)
 
         ones = torch.ones_like(rho)
@@ -184,10 +201,13 @@ class REVELOVAE(BaseModuleClass):
             (u_induction, alpha / beta * ones, u_repression, zeros), dim=-1
         )
         mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
-        # Time on the shared axis [0, t_max] that each state places the cell at.
-        time = torch.stack(
-            (t_induction, t_switch * ones, t_switch + t_repression, self.t_max * ones), dim=-1
-        )
+        # Time on the axis [0, t_max] that each state places the cell at.
+        if gene_time is not None:
+            time = gene_time.unsqueeze(-1).expand(*gene_time.shape, 4)
+        else:
+            time = torch.stack(
+                (t_induction, t_switch * ones, t_switch + t_repression, self.t_max * ones), dim=-1
+            )
         velocity_u = scaling.unsqueeze(-1) * torch.stack(
             (alpha - beta * u_induction, zeros, -beta * u_repression, zeros), dim=-1
         )
@@ -203,6 +223,7 @@ class REVELOVAE(BaseModuleClass):
         return {
             "rho": rho,
             "tau": tau,
+            "cell_time": self.t_max * cell_time.squeeze(-1),
             "state_logits": state_logits,
             "mean_u": mean_u,
             "mean_s": mean_s,
@@ -247,6 +268,15 @@ class REVELOVAE(BaseModuleClass):
             inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
         )
         loss = torch.mean(reconstruction + kl_weight * kl_z)
+        time_prior = tensors.get(REGISTRY_KEYS.TIME_PRIOR_KEY)
+        if time_prior is not None and self.time_mode == "shared" and self.time_prior_weight > 0:
+            # Pull each cell's clock toward a data-driven initial ordering while the KL warms
+            # up; the pull fades out with (1 − kl_weight), leaving the final fit to the ELBO.
+            gap = (generative_outputs["cell_time"] - time_prior.squeeze(-1)) / self.t_max
+            loss = (
+                loss
+                + self.time_prior_weight * (1.0 - kl_weight) * self.n_genes * gap.square().mean()
+            )
         if self.switch_u is not None and self.switch_penalty > 0:
             anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
                 generative_outputs["s_switch"] - self.switch_s

@@ -118,7 +118,7 @@ def preprocess(
     Raises
     ------
     ValueError
-        When the input is invalid (see :mod:`revelo._validate`), when too few cells remain for
+        When the input is invalid (see ``revelo._validate``), when too few cells remain for
         the graph, or when no gene passes a filter.
     """
     check_not_backed(adata)

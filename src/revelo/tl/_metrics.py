@@ -84,8 +84,9 @@ def cross_boundary_correctness(
 
     Returns
     -------
-    :class:`MetricScores` with ``scores`` indexed by a ``(source, target)`` MultiIndex, one entry
-    per edge (NaN where no cell of ``source`` neighbours ``target``), and ``mean`` over edges.
+    :class:`~revelo.tl._metrics.MetricScores` with ``scores`` indexed by a
+    ``(source, target)`` MultiIndex, one entry per edge (NaN where no cell of ``source``
+    neighbours ``target``), and ``mean`` over edges.
     """
     labels = _cluster_labels(adata, cluster_key)
     known = set(labels)
@@ -144,8 +145,8 @@ def in_cluster_coherence(
 
     Returns
     -------
-    :class:`MetricScores` with one score per cluster (index named ``cluster_key``) and ``mean``
-    over clusters.
+    :class:`~revelo.tl._metrics.MetricScores` with one score per cluster (index named
+    ``cluster_key``) and ``mean`` over clusters.
     """
     labels = _cluster_labels(adata, cluster_key)
     velocity, _ = _velocity_and_position(adata, vkey=vkey, basis=basis, xkey=None)
@@ -192,8 +193,8 @@ def velocity_consistency(
 
     Returns
     -------
-    :class:`MetricScores` with one score per cell (indexed by ``obs_names``; NaN for cells
-    without neighbours) and ``mean`` over cells.
+    :class:`~revelo.tl._metrics.MetricScores` with one score per cell (indexed by
+    ``obs_names``; NaN for cells without neighbours) and ``mean`` over cells.
     """
     if method not in ("cosine", "pearson"):
         msg = f"`method` must be 'cosine' or 'pearson', not {method!r}."
