@@ -38,6 +38,10 @@ class TensorBatches:
     shuffle
         Draw a new permutation of ``indices`` at every pass (from torch's global generator, which
         ``scvi.settings.seed`` seeds).
+    shard
+        Under ``torch.distributed`` (DDP training), give every process its own share of the
+        rows. Queries leave it off: the process group outlives training, and every process
+        must still see all cells.
     """
 
     def __init__(
@@ -47,19 +51,26 @@ class TensorBatches:
         *,
         batch_size: int,
         shuffle: bool = False,
+        shard: bool = False,
     ):
         self.tensors = tensors
         device = next(iter(tensors.values())).device
         self.indices = torch.as_tensor(np.asarray(indices), dtype=torch.long, device=device)
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.shard = shard
+
+    def _distributed(self) -> bool:
+        return (
+            self.shard and torch.distributed.is_available() and torch.distributed.is_initialized()
+        )
 
     def _rank_indices(self) -> torch.Tensor:
         indices = self.indices
         if self.shuffle:
             order = torch.randperm(len(indices), device="cpu").to(indices.device)
             indices = indices[order]
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if self._distributed():
             # Every process must see the same number of batches: pad by wrapping around.
             world = torch.distributed.get_world_size()
             per_rank = math.ceil(len(indices) / world)
@@ -69,7 +80,7 @@ class TensorBatches:
 
     def __len__(self) -> int:
         n = len(self.indices)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if self._distributed():
             n = math.ceil(n / torch.distributed.get_world_size())
         return math.ceil(n / self.batch_size)
 
@@ -129,11 +140,11 @@ class TensorDataSplitter(LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         """Shuffled training batches."""
         return TensorBatches(
-            self.tensors, self.train_idx, batch_size=self.batch_size, shuffle=True
+            self.tensors, self.train_idx, batch_size=self.batch_size, shuffle=True, shard=True
         )
 
     def val_dataloader(self) -> TensorBatches | list:
         """Validation batches (none when there are no validation cells)."""
         if self.n_val == 0:
             return []
-        return TensorBatches(self.tensors, self.val_idx, batch_size=self.batch_size)
+        return TensorBatches(self.tensors, self.val_idx, batch_size=self.batch_size, shard=True)

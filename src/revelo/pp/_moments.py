@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scanpy as sc
 from scipy import sparse
 
 from .._validate import check_min_cells, check_not_backed, check_spliced_unspliced
+from ._neighbors import neighbors
 from ._normalize import cell_totals, normalize_per_cell
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def moments(
     if n_neighbors is not None:
         check_min_cells(adata.n_obs, n_neighbors)
         use_rep = "X_pca" if "X_pca" in adata.obsm else "X"
-        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep)
+        neighbors(adata, n_neighbors=n_neighbors, use_rep=use_rep)
     elif "connectivities" not in adata.obsp:
         msg = (
             "No neighbour graph in adata.obsp['connectivities']. Pass `n_neighbors=30` to "

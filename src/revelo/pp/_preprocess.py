@@ -17,6 +17,7 @@ from .._validate import (
     empty_cells_and_genes,
 )
 from ._moments import write_moments
+from ._neighbors import neighbors
 from ._normalize import cell_totals, normalize_per_cell
 from ._steady_state import steady_state_fit
 
@@ -173,7 +174,7 @@ def preprocess(
         raise ValueError(msg)
     n_comps = min(n_pcs, out.n_obs - 1, out.n_vars - 1)
     sc.pp.pca(out, n_comps=n_comps, random_state=random_state, mask_var=None)
-    sc.pp.neighbors(out, n_neighbors=n_neighbors, use_rep="X_pca", random_state=random_state)
+    neighbors(out, n_neighbors=n_neighbors, use_rep="X_pca", random_state=random_state)
 
     if smooth:
         write_moments(out, normalized["spliced"], normalized["unspliced"])
