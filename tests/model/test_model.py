@@ -68,8 +68,8 @@ def test_query_shapes_and_indices(trained):
     assert fit_s.shape == fit_u.shape == (3, g)
 
     rates = trained.get_rates()
-    assert list(rates.columns) == ["alpha", "beta", "gamma", "t_switch"]
-    assert (rates[["alpha", "beta", "gamma"]] > 0).all().all()
+    assert list(rates.columns) == ["alpha", "beta", "gamma", "t_switch", "scaling"]
+    assert (rates[["alpha", "beta", "gamma", "scaling"]] > 0).all().all()
     assert ((rates["t_switch"] > 0) & (rates["t_switch"] < trained.module.t_max)).all()
 
 

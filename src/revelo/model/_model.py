@@ -18,6 +18,7 @@ from scvi.train import TrainingPlan, TrainRunner
 
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
 from revelo.module import REVELOVAE
+from revelo.pp._steady_state import steady_state_fit
 
 from ._callbacks import training_callbacks
 from ._checks import (
@@ -27,6 +28,8 @@ from ._checks import (
     check_train_params,
 )
 from ._data import TensorBatches, TensorDataSplitter, as_tensor
+from ._distributed import ddp_strategy
+from ._evidence import EvidenceMixin, kl_loss_kwargs
 from ._init import initial_cell_order, switch_profile
 from ._uncertainty import UncertaintyMixin
 
@@ -39,7 +42,7 @@ logger = logging.getLogger(__name__)
 _DEVICE_DATA_FRACTION = 0.25
 
 
-class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """RNA velocity with a variational kinetic model.
 
     An amortized Gaussian encoder maps each cell's spliced and unspliced moments to a latent
@@ -98,6 +101,7 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         u_switch = np.maximum(u_switch, 1e-3)
         s_switch = np.maximum(s_switch, 1e-3)
         order = initial_cell_order(spliced, unspliced)
+        ratio, _ = steady_state_fit(spliced, unspliced)
         # With β = 1 the induction steady state is (α, α/γ): start it just past the switch
         # point; each gene switches at the median initial time of its switch-point cells.
         init = {
@@ -107,6 +111,8 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
             "switch_time_init": t_max * np.median(order[top], axis=0),
             "switch_unspliced": u_switch,
             "switch_spliced": s_switch,
+            "steady_state_ratio": ratio,
+            "residual_scale": np.maximum((unspliced - ratio * spliced).std(0), 1e-3),
         }
         self._time_prior = t_max * order
         init.update(module_kwargs)
@@ -199,6 +205,8 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         early_stopping_patience: int = 20,
         gradient_clip_val: float = 10.0,
         n_epochs_kl_warmup: int | None = None,
+        kl_weight: float = 1.0,
+        free_bits: float = 0.0,
         data_on_device: bool | None = None,
         plan_kwargs: dict | None = None,
         enable_checkpointing: bool = False,
@@ -235,8 +243,17 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         gradient_clip_val
             Gradient norm clip.
         n_epochs_kl_warmup
-            Epochs over which the KL weight rises from 0 to 1 (and the switch anchoring fades
-            out); defaults to a quarter of ``max_epochs``.
+            Epochs over which the KL weight rises from 0 to ``kl_weight`` (and the switch
+            anchoring fades out); defaults to a quarter of ``max_epochs``.
+        kl_weight
+            Final weight β of the KL term (β-VAE). Below 1 it lets the encoder keep more
+            information per cell, a remedy when :meth:`get_latent_diagnostics` finds collapsed
+            dimensions; above 1 it favours a smoother latent space. Only the objective changes:
+            the reported ELBO, and early stopping, keep weight 1.
+        free_bits
+            Floor, in nats, on each latent dimension's batch-mean KL in the objective (free bits,
+            Kingma et al. 2016): below it a dimension is not pulled toward the prior, which keeps
+            dimensions active. 0 turns it off.
         data_on_device
             Keep the registered data in GPU memory for the whole run. Defaults to ``True`` on a
             GPU when the data take less than a quarter of its free memory.
@@ -293,6 +310,8 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         )
         if ckpt_path is not None:
             trainer_kwargs["ckpt_path"] = str(ckpt_path)
+        if "strategy" in trainer_kwargs:
+            trainer_kwargs["strategy"] = ddp_strategy(trainer_kwargs["strategy"])
         n_cells = self.adata.n_obs
         if max_epochs is None:
             max_epochs = int(min(500, max(100, round(400 * 1000 / max(n_cells, 1)))))
@@ -322,6 +341,7 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
             "optimizer": "AdamW",
             "n_epochs_kl_warmup": n_epochs_kl_warmup,
         }
+        plan.update(kl_loss_kwargs(kl_weight, free_bits))
         plan.update(plan_kwargs or {})
         training_plan = TrainingPlan(self.module, **plan)
         trainer = {
@@ -634,9 +654,9 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         - ``layers["fit_t"]``: per-gene latent time on [0, t_max];
         - ``layers["fit_s"]``, ``layers["fit_u"]``: fitted spliced and unspliced values;
         - ``var["fit_alpha"]``, ``var["fit_beta"]``, ``var["fit_gamma"]``: kinetic rates;
-          ``var["fit_t_"]``: switch time; ``var["fit_scaling"]``: unspliced-to-spliced
-          scale ratio of the registered layers (``var["Mu_scale"] / var["Ms_scale"]`` when
-          :func:`revelo.pp.preprocess` wrote them, else 1); ``var["fit_likelihood"]``: mean
+          ``var["fit_t_"]``: switch time; ``var["fit_scaling"]``: the learned factor from
+          kinetic to observed unspliced (observed u = fit_scaling × kinetic u), as in scVelo;
+          ``var["fit_likelihood"]``: mean
           per-cell log-likelihood of the gene's (u, s);
         - ``var["velocity_genes"]``: genes used downstream (an existing column is kept,
           restricted to genes with a finite fit);
@@ -666,11 +686,7 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
         adata.var["fit_beta"] = rates["beta"].to_numpy()
         adata.var["fit_gamma"] = rates["gamma"].to_numpy()
         adata.var["fit_t_"] = rates["t_switch"].to_numpy()
-        if {"Mu_scale", "Ms_scale"} <= set(adata.var.columns):
-            scaling = adata.var["Mu_scale"].to_numpy() / adata.var["Ms_scale"].to_numpy()
-        else:
-            scaling = np.ones(adata.n_vars)
-        adata.var["fit_scaling"] = scaling
+        adata.var["fit_scaling"] = rates["scaling"].to_numpy()
         likelihood = out["log_likelihood"].mean(0)
         adata.var["fit_likelihood"] = likelihood
         finite = np.isfinite(likelihood) & np.isfinite(out["velocity"]).all(0)
@@ -690,13 +706,18 @@ class REVELO(UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixin, BaseModelCla
 
     @torch.inference_mode()
     def get_rates(self) -> pd.DataFrame:
-        """Per-gene ``alpha``, ``beta``, ``gamma`` and ``t_switch``, indexed by gene."""
+        """Per-gene ``alpha``, ``beta``, ``gamma``, ``t_switch`` and unspliced ``scaling``.
+
+        Observed unspliced = ``scaling`` × kinetic unspliced; the rates act on kinetic units.
+        The result is indexed by gene.
+        """
         alpha, beta, gamma = self.module.rates()
         columns = {
             "alpha": alpha,
             "beta": beta,
             "gamma": gamma,
             "t_switch": self.module.switch_time(),
+            "scaling": self.module.unspliced_scaling(),
         }
         return pd.DataFrame(
             {key: value.cpu().numpy() for key, value in columns.items()},

@@ -18,6 +18,7 @@ from ._components import (
     normal_log_prob,
     reparameterize,
 )
+from ._evidence import free_bits_kl
 from ._kinetics import induction, repression
 
 
@@ -89,6 +90,10 @@ class REVELOVAE(BaseModuleClass):
         gene_time_spread: float = 0.1,
         noise_init: float = 0.1,
         time_prior_weight: float = 1.0,
+        learn_unspliced_scaling: bool = True,
+        steady_state_ratio: np.ndarray | None = None,
+        residual_scale: np.ndarray | None = None,
+        state_prior_weight: float = 1.0,
     ):
         super().__init__()
         self.n_genes = n_genes
@@ -112,12 +117,20 @@ class REVELOVAE(BaseModuleClass):
         # Observed unspliced = scaling × kinetic unspliced: u and s are scaled separately per
         # gene in preprocessing, which would otherwise break the shared β of the two equations.
         self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
+        self.unspliced_scaling_raw.requires_grad_(learn_unspliced_scaling)
         # Noise scales of u and s (rows), per gene, on the softplus scale.
         self.noise_raw = nn.Parameter(
             torch.full((2, n_genes), float(_softplus_inverse(noise_init)))
         )
 
-        for name, value in (("switch_u", switch_unspliced), ("switch_s", switch_spliced)):
+        self.state_prior_weight = state_prior_weight
+        buffers = (
+            ("switch_u", switch_unspliced),
+            ("switch_s", switch_spliced),
+            ("steady_state_ratio", steady_state_ratio),
+            ("residual_scale", residual_scale),
+        )
+        for name, value in buffers:
             tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
             self.register_buffer(name, tensor)
 
@@ -258,8 +271,15 @@ class REVELOVAE(BaseModuleClass):
         generative_outputs: dict[str, torch.Tensor],
         kl_weight: float = 1.0,
         n_obs: int = 1,
+        kl_scale: float = 1.0,
+        free_bits: float = 0.0,
     ) -> LossOutput:
-        """Negative ELBO: state-mixture reconstruction, KL to N(0, I), switch anchoring."""
+        """Negative ELBO: state-mixture reconstruction, KL to N(0, I), switch anchoring.
+
+        The KL enters the objective with weight ``kl_weight × kl_scale`` (warm-up × β) and each
+        latent dimension's batch-mean KL floored at ``free_bits`` nats (free bits); ``kl_local``
+        is reported unweighted and unfloored.
+        """
         log_joint = self.state_log_joint(
             tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY], generative_outputs
         )
@@ -267,7 +287,10 @@ class REVELOVAE(BaseModuleClass):
         kl_z = kl_standard_normal(
             inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
         )
-        loss = torch.mean(reconstruction + kl_weight * kl_z)
+        kl_objective = free_bits_kl(
+            inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"], free_bits
+        )
+        loss = torch.mean(reconstruction) + kl_weight * kl_scale * kl_objective
         time_prior = tensors.get(REGISTRY_KEYS.TIME_PRIOR_KEY)
         if time_prior is not None and self.time_mode == "shared" and self.time_prior_weight > 0:
             # Pull each cell's clock toward a data-driven initial ordering while the KL warms
@@ -277,6 +300,21 @@ class REVELOVAE(BaseModuleClass):
                 loss
                 + self.time_prior_weight * (1.0 - kl_weight) * self.n_genes * gap.square().mean()
             )
+        if self.steady_state_ratio is not None and self.state_prior_weight > 0:
+            # Above the steady-state line u = γ′s a gene is being induced, below it repressed:
+            # while the KL warms up, pull the decoder's states toward that side so no gene
+            # settles into a fit whose time runs backwards.
+            residual = (
+                tensors[REGISTRY_KEYS.U_KEY]
+                - self.steady_state_ratio * tensors[REGISTRY_KEYS.X_KEY]
+            ) / self.residual_scale
+            # Soft sides: a cell near the line is barely pulled either way.
+            p_induction = torch.sigmoid(3.0 * residual)
+            log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
+            side = p_induction * torch.logsumexp(log_probs[..., :2], dim=-1) + (
+                1 - p_induction
+            ) * torch.logsumexp(log_probs[..., 2:], dim=-1)
+            loss = loss - self.state_prior_weight * (1.0 - kl_weight) * side.sum(-1).mean()
         if self.switch_u is not None and self.switch_penalty > 0:
             anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
                 generative_outputs["s_switch"] - self.switch_s
