@@ -14,8 +14,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session")
 def simulated_raw():
-    """Raw counts with ground truth: 500 cells x 40 genes."""
-    return revelo.datasets.simulate(n_obs=500, n_vars=40, seed=0, noise="normal")
+    """Raw counts with ground truth: 500 cells x 40 genes on a time span of 10.
+
+    With the default span of 20, genes sit long fully repressed, which no single gene can tell
+    apart from not yet induced; a span of 10 keeps the kinetics in view.
+    """
+    return revelo.datasets.simulate(n_obs=500, n_vars=40, seed=0, noise="normal", t_max=10.0)
 
 
 @pytest.fixture(scope="session")

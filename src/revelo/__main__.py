@@ -44,8 +44,11 @@ def demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    raw = revelo.datasets.simulate(n_obs=args.n_obs, n_vars=args.n_vars, seed=args.seed)
-    adata = revelo.pp.preprocess(raw, n_top_genes=None, compute_umap=True)
+    raw = revelo.datasets.simulate(
+        n_obs=args.n_obs, n_vars=args.n_vars, seed=args.seed, t_max=args.t_max
+    )
+    # Simulated genes all start at zero, so library size follows time: no per-cell normalisation.
+    adata = revelo.pp.preprocess(raw, n_top_genes=None, normalize=False)
     # The truth in the units of layers["Ms"]: scaling a gene rescales its velocity.
     scale = adata.var["Ms_scale"].to_numpy()
     adata.layers["true_velocity_Ms"] = adata.layers["true_velocity"] / scale
@@ -119,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     p_demo.add_argument("--out", default="demo_out", help="output folder")
     p_demo.add_argument("--n-obs", type=int, default=1000)
     p_demo.add_argument("--n-vars", type=int, default=100)
+    p_demo.add_argument(
+        "--t-max", type=float, default=20.0, help="time span of the simulation (see simulate)"
+    )
     p_demo.add_argument("--max-epochs", type=int, default=None)
     p_demo.add_argument("--accelerator", default="auto")
     p_demo.add_argument("--seed", type=int, default=0)

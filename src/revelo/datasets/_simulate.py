@@ -11,9 +11,8 @@ from anndata import AnnData
 #: Medians and log-scale spreads of the log-normal rate distributions. With these, fully induced
 #: genes reach about alpha / gamma ≈ 20 spliced and alpha / beta ≈ 8 unspliced counts.
 _RATE_PRIORS = {"alpha": (8.0, 0.5), "beta": (1.0, 0.3), "gamma": (0.4, 0.3)}
-#: Switch times are drawn uniformly in this fraction of ``t_max``. With the default span of 10,
-#: spliced reaches most of its induced level before the switch and decays most of the way back,
-#: so phase portraits are nearly complete without long stretches fully induced or fully off.
+#: Switch times are drawn uniformly in this fraction of ``t_max``; with the default ``t_max`` most
+#: genes come close to both steady states (induced and off), so phase portraits are complete.
 _SWITCH_RANGE = (0.3, 0.7)
 
 
@@ -24,7 +23,7 @@ def simulate(
     seed: int = 0,
     noise: Literal["poisson", "nb", "normal"] = "poisson",
     dispersion: float = 0.2,
-    t_max: float = 10.0,
+    t_max: float = 20.0,
     n_clusters: int = 5,
 ) -> AnnData:
     """Simulate raw spliced and unspliced counts from the splicing kinetics.
@@ -55,8 +54,9 @@ def simulate(
     dispersion
         Over-dispersion of the ``"nb"`` noise (ignored otherwise).
     t_max
-        Time span covered by the cells. Longer spans leave genes fully repressed for long
-        stretches, where a single gene cannot tell late cells from cells not yet induced.
+        Time span covered by the cells. Shorter spans (e.g. 10) leave fewer cells fully
+        repressed, where a single gene cannot tell late cells from cells not yet induced, but
+        fewer genes then pass the steady-state filter of :func:`revelo.pp.preprocess`.
     n_clusters
         Number of equal-width time bins in ``obs["clusters"]``.
 
