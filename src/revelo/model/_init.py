@@ -37,7 +37,9 @@ def switch_profile(
     return np.median(u_top, axis=0), np.median(s_top, axis=0), top
 
 
-def initial_cell_order(spliced: np.ndarray, unspliced: np.ndarray) -> np.ndarray:
+def initial_cell_order(
+    spliced: np.ndarray, unspliced: np.ndarray, gamma: np.ndarray | None = None
+) -> np.ndarray:
     """A rough position of each cell on [0, 1] along the shared kinetics.
 
     Per gene, a cell above the steady-state line is placed in the first half of the time axis
@@ -49,12 +51,16 @@ def initial_cell_order(spliced: np.ndarray, unspliced: np.ndarray) -> np.ndarray
     ----------
     spliced, unspliced
         Dense cells × genes abundances.
+    gamma
+        Per-gene steady-state ratios u/s, as from
+        :func:`~revelo.pp._steady_state.steady_state_fit`; fitted here when ``None``.
 
     Returns
     -------
     Per-cell positions in (0, 1), uniformly spread.
     """
-    gamma, _ = steady_state_fit(spliced, unspliced)
+    if gamma is None:
+        gamma, _ = steady_state_fit(spliced, unspliced)
     genes = gamma > 0
     if not genes.any():
         return np.full(spliced.shape[0], 0.5)

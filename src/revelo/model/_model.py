@@ -100,8 +100,8 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         u_switch, s_switch, top = switch_profile(unspliced, spliced)
         u_switch = np.maximum(u_switch, 1e-3)
         s_switch = np.maximum(s_switch, 1e-3)
-        order = initial_cell_order(spliced, unspliced)
         ratio, _ = steady_state_fit(spliced, unspliced)
+        order = initial_cell_order(spliced, unspliced, ratio)
         # With β = 1 the induction steady state is (α, α/γ): start it just past the switch
         # point; each gene switches at the median initial time of its switch-point cells.
         init = {
@@ -114,7 +114,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             "steady_state_ratio": ratio,
             "residual_scale": np.maximum((unspliced - ratio * spliced).std(0), 1e-3),
         }
-        self._time_prior = t_max * order
+        # Only the shared clock reads the initial ordering during training.
+        shared = module_kwargs.get("time_mode") == "shared"
+        self._time_prior = t_max * order if shared else None
         init.update(module_kwargs)
         self.module = self._module_cls(
             n_genes=self.summary_stats.n_vars,
