@@ -9,6 +9,10 @@ class _RegistryKeys(NamedTuple):
     X_KEY: str = "X"  # spliced
     U_KEY: str = "U"  # unspliced
     TIME_PRIOR_KEY: str = "time_prior"  # initial cell ordering, used during warm-up only
+    BATCH_KEY: str = "batch"
+    CAT_COVS_KEY: str = "extra_categorical_covs"
+    CONT_COVS_KEY: str = "extra_continuous_covs"
+    SIZE_FACTOR_KEY: str = "size_factor"
 
 
 REGISTRY_KEYS = _RegistryKeys()
@@ -20,3 +24,6 @@ STATE_NAMES: tuple[str, ...] = (
     "repression",
     "repression_steady",
 )
+
+#: Observation models of :class:`revelo.REVELO`.
+LIKELIHOODS: tuple[str, ...] = ("gaussian", "poisson", "nb")

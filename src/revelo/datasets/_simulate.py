@@ -25,6 +25,8 @@ def simulate(
     dispersion: float = 0.2,
     t_max: float = 20.0,
     n_clusters: int = 5,
+    n_batches: int = 1,
+    batch_effect: float = 0.0,
 ) -> AnnData:
     """Simulate raw spliced and unspliced counts from the splicing kinetics.
 
@@ -59,6 +61,16 @@ def simulate(
         fewer genes then pass the steady-state filter of :func:`revelo.pp.preprocess`.
     n_clusters
         Number of equal-width time bins in ``obs["clusters"]``.
+    n_batches
+        Number of batches; cells are assigned to them uniformly at random, independently of
+        their time, so every batch covers the whole trajectory.
+    batch_effect
+        Technical distortion between batches: every batch multiplies each gene's expected
+        unspliced and spliced counts by its own factors ``exp(N(0, batch_effect²))``, drawn
+        separately for the two layers (as a protocol that captures intronic reads better
+        would). Unequal factors move the steady-state line ``u = (gamma / beta) s`` from batch
+        to batch, which a model that ignores batches reads as kinetics. ``0`` leaves the counts
+        undistorted; the kinetics and the true velocities are the same in every batch.
 
     Returns
     -------
@@ -67,21 +79,30 @@ def simulate(
     ``X``, ``layers["spliced"]``, ``layers["unspliced"]``
         Dense int32 counts (``X`` equals spliced).
     ``layers["true_spliced"]``, ``layers["true_unspliced"]``
-        Noise-free expected counts.
+        Noise-free abundances from the kinetics; the counts are drawn around these times the
+        cell's batch factors.
     ``layers["true_velocity"]``, ``layers["true_velocity_u"]``
         Noise-free ``beta * u - gamma * s`` and ``alpha(t) - beta * u``.
     ``obs["true_t"]``, ``obs["clusters"]``
         Each cell's time, and its time bin (categorical ``"t0"``, ``"t1"``, …).
+    ``obs["batch"]``
+        Only when ``n_batches > 1``: the batch (categorical ``"batch0"``, ``"batch1"``, …).
     ``var["true_alpha"]``, ``var["true_beta"]``, ``var["true_gamma"]``, ``var["true_t_switch"]``
         Each gene's kinetic rates and switch time.
+    ``varm["true_batch_factor_u"]``, ``varm["true_batch_factor_s"]``
+        Only when ``n_batches > 1``: genes × batches factors applied to the expected unspliced
+        and spliced counts.
     ``uns["simulation"]``
         The settings used.
     """
     if noise not in ("poisson", "nb", "normal"):
         msg = f"noise={noise!r} is not one of 'poisson', 'nb', 'normal'."
         raise ValueError(msg)
-    if n_obs < 1 or n_vars < 1 or t_max <= 0 or n_clusters < 1:
-        msg = "n_obs, n_vars and n_clusters must be at least 1 and t_max positive."
+    if n_obs < 1 or n_vars < 1 or t_max <= 0 or n_clusters < 1 or n_batches < 1:
+        msg = "n_obs, n_vars, n_clusters and n_batches must be at least 1 and t_max positive."
+        raise ValueError(msg)
+    if batch_effect < 0:
+        msg = f"batch_effect={batch_effect} must be zero or positive."
         raise ValueError(msg)
     if noise == "nb" and dispersion <= 0:
         msg = f"dispersion={dispersion} must be positive for noise='nb'."
@@ -97,8 +118,15 @@ def simulate(
     t = rng.uniform(0.0, t_max, size=n_obs)
 
     u, s, alpha_t = _switch_solution(t[:, None], alpha, beta, gamma, t_switch)
-    spliced = _add_noise(rng, s, noise, dispersion)
-    unspliced = _add_noise(rng, u, noise, dispersion)
+    batch = np.zeros(n_obs, dtype=int)
+    factor_u = factor_s = np.ones((n_vars, 1))
+    if n_batches > 1:
+        # Drawn after everything else, so the kinetics do not depend on the batch settings.
+        batch = rng.integers(n_batches, size=n_obs)
+        factor_u = np.exp(rng.normal(0.0, batch_effect, size=(n_vars, n_batches)))
+        factor_s = np.exp(rng.normal(0.0, batch_effect, size=(n_vars, n_batches)))
+    spliced = _add_noise(rng, s * factor_s[:, batch].T, noise, dispersion)
+    unspliced = _add_noise(rng, u * factor_u[:, batch].T, noise, dispersion)
 
     bins = np.minimum((t / t_max * n_clusters).astype(int), n_clusters - 1)
     labels = [f"t{i}" for i in range(n_clusters)]
@@ -106,6 +134,11 @@ def simulate(
         {"true_t": t, "clusters": pd.Categorical.from_codes(bins, categories=labels)},
         index=pd.Index([f"cell_{i}" for i in range(n_obs)]),
     )
+    varm = {}
+    if n_batches > 1:
+        batches = [f"batch{i}" for i in range(n_batches)]
+        obs["batch"] = pd.Categorical.from_codes(batch, categories=batches)
+        varm = {"true_batch_factor_u": factor_u, "true_batch_factor_s": factor_s}
     var = pd.DataFrame(
         {
             "true_alpha": alpha,
@@ -132,9 +165,11 @@ def simulate(
             "dispersion": dispersion,
             "t_max": t_max,
             "n_clusters": n_clusters,
+            "n_batches": n_batches,
+            "batch_effect": batch_effect,
         }
     }
-    return AnnData(X=spliced.copy(), obs=obs, var=var, layers=layers, uns=uns)
+    return AnnData(X=spliced.copy(), obs=obs, var=var, layers=layers, varm=varm, uns=uns)
 
 
 def _splicing_solution(

@@ -70,6 +70,54 @@ def check_registrable(adata: AnnData, spliced_layer: str, unspliced_layer: str) 
         raise ValueError(msg)
 
 
+def check_covariates(
+    adata: AnnData,
+    *,
+    batch_key: str | None,
+    categorical_covariate_keys: Sequence[str] | None,
+    continuous_covariate_keys: Sequence[str] | None,
+    size_factor_key: str | None,
+) -> None:
+    """Check the ``obs`` columns that :meth:`~revelo.REVELO.setup_anndata` registers.
+
+    Raises
+    ------
+    KeyError
+        When a column is missing (the message lists the columns present).
+    ValueError
+        When a column has missing values, a continuous covariate or size factor is not
+        numeric or not finite, or a size factor is not positive.
+    """
+    categorical = ([batch_key] if batch_key is not None else []) + list(
+        categorical_covariate_keys or []
+    )
+    numerical = list(continuous_covariate_keys or []) + (
+        [size_factor_key] if size_factor_key is not None else []
+    )
+    for key in categorical + numerical:
+        if key not in adata.obs:
+            msg = (
+                f"adata.obs has no column {key!r} to register as a covariate; the columns are "
+                f"{list(adata.obs.columns)}."
+            )
+            raise KeyError(msg)
+    for key in categorical:
+        if adata.obs[key].isna().any():
+            msg = (
+                f"adata.obs[{key!r}] has missing values; give those cells a category of their "
+                "own (e.g. 'unknown') or drop them."
+            )
+            raise ValueError(msg)
+    for key in numerical:
+        values = np.asarray(adata.obs[key])
+        if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
+            msg = f"adata.obs[{key!r}] must be numeric and finite in every cell."
+            raise ValueError(msg)
+    if size_factor_key is not None and (np.asarray(adata.obs[size_factor_key]) <= 0).any():
+        msg = f"adata.obs[{size_factor_key!r}] holds size factors that are not positive."
+        raise ValueError(msg)
+
+
 def check_model_params(
     *, n_hidden: int, n_latent: int, n_layers: int, dropout_rate: float, t_max: float
 ) -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS
+from revelo.module._module import covariates_of
 from revelo.module._evidence import (
     importance_weighted_bound,
     kl_per_dimension,
@@ -96,7 +97,11 @@ class EvidenceMixin:
             log_weights = torch.cat(
                 [
                     log_importance_weights(
-                        self.module, spliced, unspliced, min(per_pass, n_mc_samples - start)
+                        self.module,
+                        spliced,
+                        unspliced,
+                        min(per_pass, n_mc_samples - start),
+                        {key: value.to(device) for key, value in covariates_of(batch).items()},
                     )
                     for start in range(0, n_mc_samples, per_pass)
                 ]

@@ -11,18 +11,27 @@ import numpy as np
 import pandas as pd
 import torch
 from scvi.data import AnnDataManager
-from scvi.data.fields import LayerField
+from scvi.data.fields import (
+    CategoricalJointObsField,
+    CategoricalObsField,
+    LayerField,
+    NumericalJointObsField,
+    NumericalObsField,
+)
 from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from scvi.train import TrainingPlan, TrainRunner
 
-from revelo._constants import REGISTRY_KEYS, STATE_NAMES
+from revelo._constants import LIKELIHOODS, REGISTRY_KEYS, STATE_NAMES
+from revelo._validate import check_spliced_unspliced
 from revelo.module import REVELOVAE
+from revelo.module._module import covariates_of
 from revelo.pp._steady_state import steady_state_fit
 
 from ._callbacks import training_callbacks
 from ._checks import (
     check_model_params,
+    check_covariates,
     check_registrable,
     check_same_genes,
     check_train_params,
@@ -37,6 +46,10 @@ if TYPE_CHECKING:
     from anndata import AnnData
 
 logger = logging.getLogger(__name__)
+
+_EXPRESSION_KEYS = (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
+# Registered fields that hold category codes rather than values.
+_INDEX_KEYS = (REGISTRY_KEYS.BATCH_KEY, REGISTRY_KEYS.CAT_COVS_KEY)
 
 # Fraction of free GPU memory the registered data may take to be kept on the device.
 _DEVICE_DATA_FRACTION = 0.25
@@ -63,6 +76,15 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         Encoder dropout.
     t_max
         Length of the latent time axis.
+    likelihood
+        Observation model: ``"gaussian"`` on the scaled moments ``Ms``/``Mu`` (the default,
+        as VeloVI), or ``"poisson"`` / ``"nb"`` (negative binomial) on raw counts, registered
+        with ``setup_anndata(adata, spliced_layer="spliced", unspliced_layer="unspliced")``.
+        Count models need no kNN smoothing: expected counts are the cell's size factor ×
+        a per-gene scale × the kinetic abundance. The per-gene scale is
+        ``var["Ms_scale"]``/``var["Mu_scale"]`` when :func:`revelo.pp.preprocess` wrote them,
+        otherwise the 99th percentile of the size-normalised counts, so velocities are in the
+        units of the scaled moments ``Ms``/``Mu`` for every likelihood.
     **module_kwargs
         Further options of :class:`~revelo.module.REVELOVAE`.
 
@@ -85,8 +107,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         n_layers: int = 1,
         dropout_rate: float = 0.1,
         t_max: float = 20.0,
+        likelihood: Literal["gaussian", "poisson", "nb"] = "gaussian",
         **module_kwargs,
     ):
+        if likelihood not in LIKELIHOODS:
+            msg = f"likelihood={likelihood!r} is not one of {', '.join(map(repr, LIKELIHOODS))}."
+            raise ValueError(msg)
         check_model_params(
             n_hidden=n_hidden,
             n_latent=n_latent,
@@ -95,8 +121,17 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             t_max=t_max,
         )
         super().__init__(adata)
-        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
-        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
+        covariate_init = self._covariate_init()
+        if likelihood != "gaussian":
+            covariate_init.update(self._count_init())
+        spliced, unspliced = self._initial_abundances(likelihood, covariate_init)
+        if covariate_init["n_batch"] > 1:
+            covariate_init["batch_log_scale_init"] = _batch_log_ratios(
+                unspliced,
+                spliced,
+                self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int),
+                covariate_init["n_batch"],
+            )
         u_switch, s_switch, top = switch_profile(unspliced, spliced)
         u_switch = np.maximum(u_switch, 1e-3)
         s_switch = np.maximum(s_switch, 1e-3)
@@ -117,6 +152,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         # Only the shared clock reads the initial ordering during training.
         shared = module_kwargs.get("time_mode") == "shared"
         self._time_prior = t_max * order if shared else None
+        init.update(covariate_init)
         init.update(module_kwargs)
         self.module = self._module_cls(
             n_genes=self.summary_stats.n_vars,
@@ -125,13 +161,16 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             n_layers=n_layers,
             dropout_rate=dropout_rate,
             t_max=t_max,
+            likelihood=likelihood,
             **init,
         )
         self._model_summary_string = (
             f"REVELO model: {self.summary_stats.n_vars} genes, n_latent={n_latent}, "
             f"n_hidden={n_hidden}, n_layers={n_layers}, dropout_rate={dropout_rate}, "
-            f"t_max={t_max}"
+            f"t_max={t_max}, likelihood={likelihood!r}"
         )
+        if covariate_init["n_batch"] > 1:
+            self._model_summary_string += f", n_batch={covariate_init['n_batch']}"
         self.init_params_ = self._get_init_params(locals())
 
     # ------------------------------------------------------------------ data registration
@@ -141,6 +180,11 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         adata: AnnData,
         spliced_layer: str = "Ms",
         unspliced_layer: str = "Mu",
+        *,
+        batch_key: str | None = None,
+        categorical_covariate_keys: list[str] | None = None,
+        continuous_covariate_keys: list[str] | None = None,
+        size_factor_key: str | None = None,
         **kwargs,
     ) -> None:
         """Register spliced and unspliced abundances of ``adata`` with the model.
@@ -155,7 +199,24 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             Layer with spliced abundances (scaled first-order moments from
             :func:`revelo.pp.preprocess` by default).
         unspliced_layer
-            Layer with unspliced abundances.
+            Layer with unspliced abundances. For the count likelihoods (``REVELO(...,
+            likelihood="nb")``) register raw counts: ``spliced_layer="spliced"``,
+            ``unspliced_layer="unspliced"``.
+        batch_key
+            Column of ``obs`` with the batch (sample, protocol, donor) of each cell. The model
+            is conditioned on it: the encoder and decoder see it, and each batch gets its own
+            per-gene factors on the expected u and s, so technical differences between samples
+            are not read as kinetics. Count likelihoods also normalise library sizes per batch.
+            Velocities are reported on the first batch's scale.
+        categorical_covariate_keys
+            Further categorical ``obs`` columns, handled like the batch.
+        continuous_covariate_keys
+            Continuous ``obs`` columns (e.g. percent mitochondrial counts): given to the encoder
+            and decoder and acting log-linearly on each gene's expected u and s.
+        size_factor_key
+            Count likelihoods: ``obs`` column with each cell's size factor (applied to both
+            layers). By default each layer's library over the model's genes divided by its
+            batch's median.
         **kwargs
             Passed to :class:`~scvi.data.AnnDataManager`'s registration.
 
@@ -167,14 +228,33 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             When a layer is float16 or not numeric, or the two layers differ in dtype.
         ValueError
             When ``adata`` is a view or backed, names are duplicated, the layers differ in
-            shape, or hold NaN, infinite or negative values.
+            shape, or hold NaN, infinite or negative values, or a covariate column is missing
+            or holds missing values.
         """
         check_registrable(adata, spliced_layer, unspliced_layer)
+        check_covariates(
+            adata,
+            batch_key=batch_key,
+            categorical_covariate_keys=categorical_covariate_keys,
+            continuous_covariate_keys=continuous_covariate_keys,
+            size_factor_key=size_factor_key,
+        )
         setup_method_args = cls._get_setup_method_args(**locals())
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, spliced_layer, is_count_data=False),
             LayerField(REGISTRY_KEYS.U_KEY, unspliced_layer, is_count_data=False),
+            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
         ]
+        if categorical_covariate_keys:
+            fields.append(
+                CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys)
+            )
+        if continuous_covariate_keys:
+            fields.append(
+                NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, continuous_covariate_keys)
+            )
+        if size_factor_key is not None:
+            fields.append(NumericalObsField(REGISTRY_KEYS.SIZE_FACTOR_KEY, size_factor_key))
         adata_manager = AnnDataManager(fields=fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(adata, **kwargs)
         cls.register_manager(adata_manager)
@@ -187,10 +267,92 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         return np.asarray(data, dtype=np.float32)
 
     def _registered_tensors(self, adata: AnnData | None = None) -> dict[str, torch.Tensor]:
+        """Every registered field as a tensor: the two layers, covariates, size factors."""
+        manager = self.get_anndata_manager(adata or self.adata, required=True)
+        tensors = {}
+        for key in manager.data_registry:
+            dtype = torch.long if key in _INDEX_KEYS else torch.float32
+            data = self._registered_array(key, adata)
+            tensors[key] = as_tensor(data.reshape(len(data), -1), dtype=dtype)
+        return tensors
+
+    def _covariate_init(self) -> dict:
+        """Covariate sizes of the registered data, and the continuous ones' centring."""
+        manager = self.adata_manager
+        init = {"n_batch": self.summary_stats.n_batch}
+        if REGISTRY_KEYS.CAT_COVS_KEY in manager.data_registry:
+            state = manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY)
+            init["n_cats_per_cov"] = list(state.n_cats_per_key)
+        if REGISTRY_KEYS.CONT_COVS_KEY in manager.data_registry:
+            cont = self._registered_array(REGISTRY_KEYS.CONT_COVS_KEY)
+            init["n_continuous_cov"] = cont.shape[1]
+            init["continuous_center"] = cont.mean(0)
+            init["continuous_scale"] = cont.std(0)
+        return init
+
+    def _count_init(self) -> dict:
+        """Count likelihoods: per-batch median libraries and the per-gene count scales."""
+        setup_args = self.adata_manager.registry["setup_args"]
+        check_spliced_unspliced(
+            self.adata,
+            spliced_layer=setup_args["spliced_layer"],
+            unspliced_layer=setup_args["unspliced_layer"],
+            counts=True,
+        )
+        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
+        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
+        batch = self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
+        library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
+        median = np.ones((self.summary_stats.n_batch, 2), dtype=np.float32)
+        for code in range(len(median)):
+            for layer in range(2):
+                values = library[batch == code, layer]
+                values = values[values > 0]
+                if len(values):
+                    median[code, layer] = np.median(values)
+        var = self.adata.var
+        if "Ms_scale" in var and "Mu_scale" in var:
+            scale = np.stack((var["Ms_scale"].to_numpy(), var["Mu_scale"].to_numpy()))
+        else:
+            size = library / median[batch]
+            size = np.where(size > 0, size, 1.0)
+            scale = np.stack(
+                [_robust_max(layer / size[:, [i]]) for i, layer in enumerate((spliced, unspliced))]
+            )
         return {
-            key: as_tensor(self._registered_array(key, adata))
-            for key in (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
+            "library_median": median,
+            "count_scale": np.maximum(scale, 1e-3).astype(np.float32),
         }
+
+    def _initial_abundances(self, likelihood: str, init: dict) -> tuple[np.ndarray, np.ndarray]:
+        """The registered (s, u) in the kinetic units, for data-driven starting values."""
+        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
+        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
+        if likelihood == "gaussian":
+            return spliced, unspliced
+        batch = self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
+        median, scale = init["library_median"], init["count_scale"]
+        if REGISTRY_KEYS.SIZE_FACTOR_KEY in self.adata_manager.data_registry:
+            given = self._registered_array(REGISTRY_KEYS.SIZE_FACTOR_KEY).reshape(-1, 1)
+            size = np.concatenate((given, given), axis=1)
+        else:
+            size = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1) / median[batch]
+        size = np.maximum(size, 1e-3)
+        return spliced / size[:, [0]] / scale[0], unspliced / size[:, [1]] / scale[1]
+
+    @torch.inference_mode()
+    def _scaled_spliced(self, adata: AnnData | None = None) -> np.ndarray:
+        """Observed spliced abundances in the velocities' units (the registered layer for
+        the Gaussian likelihood; size-normalised, scaled counts for the count ones)."""
+        spliced = self._registered_array(REGISTRY_KEYS.X_KEY, adata)
+        if self.module.likelihood == "gaussian":
+            return spliced
+        tensors = self._registered_tensors(adata)
+        out, _ = self.module.scaled_observation(
+            *(tensors[key].to(self.device) for key in _EXPRESSION_KEYS),
+            {k: v.to(self.device) for k, v in covariates_of(tensors).items()},
+        )
+        return out.cpu().numpy()
 
     # ------------------------------------------------------------------ training
     def train(
@@ -343,6 +505,13 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             "optimizer": "AdamW",
             "n_epochs_kl_warmup": n_epochs_kl_warmup,
         }
+        if self.module.covariate_parameters():
+            # Weight decay would shrink the batch factors toward 1 and leave part of the batch
+            # effect to the kinetics: exempt them.
+            plan["optimizer"] = "Custom"
+            plan["optimizer_creator"] = _adamw_without_decay_on(
+                self.module.covariate_parameters(), lr=lr, weight_decay=weight_decay
+            )
         plan.update(kl_loss_kwargs(kl_weight, free_bits))
         plan.update(plan_kwargs or {})
         training_plan = TrainingPlan(self.module, **plan)
@@ -398,9 +567,10 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         for batch in batches:
             spliced = batch[REGISTRY_KEYS.X_KEY].to(device)
             unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
+            covariates = {key: value.to(device) for key, value in covariates_of(batch).items()}
             sums: dict[str, torch.Tensor] = {}
             for _ in range(n_samples):
-                fit = self.module.posterior_fit(spliced, unspliced)
+                fit = self.module.posterior_fit(spliced, unspliced, covariates=covariates)
                 for key in keys:
                     sums[key] = fit[key] if key not in sums else sums[key] + fit[key]
             for key in keys:
@@ -442,7 +612,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         self.module.eval()
         means, variances, draws = [], [], []
         for batch in batches:
-            out = self.module.inference(batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.U_KEY])
+            out = self.module.inference(
+                batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.U_KEY], covariates_of(batch)
+            )
             means.append(out["qzm"].cpu())
             variances.append(out["qzv"].cpu())
             draws.append(out["z"].cpu())
@@ -798,3 +970,55 @@ def _fits_on_device(tensors: dict[str, torch.Tensor], device: torch.device) -> b
     needed = sum(t.numel() * t.element_size() for t in tensors.values())
     free, _ = torch.cuda.mem_get_info(device)
     return needed < _DEVICE_DATA_FRACTION * free
+
+
+def _adamw_without_decay_on(exempt: list[torch.nn.Parameter], *, lr: float, weight_decay: float):
+    """An optimizer creator for scvi-tools' training plan: AdamW (with scvi-tools' ``eps``)
+    and no weight decay on the ``exempt`` parameters."""
+    exempt_ids = {id(parameter) for parameter in exempt}
+
+    def create(params) -> torch.optim.Optimizer:
+        params = list(params)
+        groups = [
+            {"params": [p for p in params if id(p) not in exempt_ids]},
+            {"params": [p for p in params if id(p) in exempt_ids], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(
+            [group for group in groups if group["params"]],
+            lr=lr,
+            weight_decay=weight_decay,
+            eps=0.01,
+        )
+
+    return create
+
+
+def _robust_max(values: np.ndarray, quantile: float = 0.99) -> np.ndarray:
+    """Per column, the ``quantile`` of the values, or their maximum where that is 0."""
+    top = np.quantile(values, quantile, axis=0)
+    return np.where(top > 0, top, values.max(0))
+
+
+def _batch_log_ratios(
+    unspliced: np.ndarray, spliced: np.ndarray, batch: np.ndarray, n_batch: int
+) -> np.ndarray:
+    """Per batch after the first, the log-ratio of each gene's 95th percentile of u and s to
+    the first batch's: a start for the batch factors (``(n_batch − 1) × 2 × genes``).
+
+    An upper quantile reflects a scale difference rather than a difference in how many cells
+    of each batch are far along; where either quantile is 0 the ratio starts at 0.
+    """
+    ratios = np.zeros((n_batch - 1, 2, spliced.shape[1]), dtype=np.float32)
+    for layer, values in enumerate((unspliced, spliced)):
+        top = np.stack(
+            [
+                np.quantile(values[batch == code], 0.95, axis=0)
+                if (batch == code).any()
+                else np.zeros(values.shape[1])
+                for code in range(n_batch)
+            ]
+        )
+        valid = (top[1:] > 0) & (top[:1] > 0)
+        log_ratio = np.log(np.where(valid, top[1:], 1.0) / np.where(valid, top[:1], 1.0))
+        ratios[:, layer] = np.clip(log_ratio, -3.0, 3.0)
+    return ratios

@@ -12,8 +12,11 @@ from anndata import AnnData
 from scipy.stats import ttest_ind
 
 from revelo._constants import REGISTRY_KEYS
+from revelo.module._module import covariates_of
 
 from ._data import TensorBatches
+
+_EXPRESSION_KEYS = (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -102,7 +105,7 @@ class UncertaintyMixin:
     once the coupling of unspliced and spliced abundances is destroyed.
 
     The host class provides ``module``, ``device``, ``summary_stats``, ``_validate_anndata``,
-    ``_batches``, ``_registered_array`` and ``_registered_tensors``, as
+    ``_batches``, ``_scaled_spliced`` and ``_registered_tensors``, as
     :class:`~revelo.REVELO` does.
     """
 
@@ -116,8 +119,12 @@ class UncertaintyMixin:
         for batch in batches:
             spliced = batch[REGISTRY_KEYS.X_KEY].to(device)
             unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
+            covariates = covariates_of(batch)
             yield torch.stack(
-                [self.module.posterior_fit(spliced, unspliced)[key] for _ in range(n_samples)]
+                [
+                    self.module.posterior_fit(spliced, unspliced, covariates=covariates)[key]
+                    for _ in range(n_samples)
+                ]
             )
 
     def _default_batch_size(self, n_samples: int) -> int:
@@ -257,7 +264,7 @@ class UncertaintyMixin:
         proxy = _proxy_anndata(
             adata,
             genes,
-            self._registered_array(REGISTRY_KEYS.X_KEY, adata),
+            self._scaled_spliced(adata),
             distances,
             basis,
         )
@@ -320,7 +327,10 @@ class UncertaintyMixin:
         codes = np.asarray(labels.codes)
         batch_size = batch_size or self._default_batch_size(n_samples)
         tensors = self._registered_tensors(adata)
-        permuted = {key: _permute_within_groups(value, codes) for key, value in tensors.items()}
+        permuted = {
+            key: _permute_within_groups(value, codes) if key in _EXPRESSION_KEYS else value
+            for key, value in tensors.items()
+        }
         cells = np.arange(adata.n_obs)
 
         def mean_log_likelihood(data: dict[str, torch.Tensor]) -> np.ndarray:

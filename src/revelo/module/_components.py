@@ -56,6 +56,28 @@ def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) ->
     return -0.5 * ((x - mean) / scale).square() - torch.log(scale) - 0.5 * _LOG_2PI
 
 
+def poisson_log_prob(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
+    """Elementwise Poisson log-probability log Pois(x; rate) of counts ``x``."""
+    return torch.xlogy(x, rate) - rate - torch.lgamma(x + 1.0)
+
+
+def nb_log_prob(x: torch.Tensor, mean: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Elementwise negative-binomial log-probability of counts ``x``.
+
+    Parameterised by the ``mean`` μ and the inverse dispersion θ (variance μ + μ²/θ):
+    log Γ(x + θ) − log Γ(θ) − log Γ(x + 1) + θ·log(θ/(θ + μ)) + x·log(μ/(θ + μ)).
+    """
+    log_total = torch.log(theta + mean)
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1.0)
+        + theta * (torch.log(theta) - log_total)
+        + torch.xlogy(x, mean)
+        - x * log_total
+    )
+
+
 class GaussianEncoder(nn.Module):
     """Amortized encoder q(z | u, s) = N(μ(u, s), diag σ²(u, s)).
 
@@ -136,6 +158,8 @@ class KineticStateDecoder(nn.Module):
         Number of hidden layers.
     n_cat_list
         Category counts of categorical covariates injected into the hidden layers.
+    n_continuous
+        Number of continuous covariates concatenated to z.
     """
 
     n_states = 4
@@ -148,6 +172,7 @@ class KineticStateDecoder(nn.Module):
         n_hidden: int = 256,
         n_layers: int = 1,
         n_cat_list: Iterable[int] | None = None,
+        n_continuous: int = 0,
     ):
         super().__init__()
         self.n_genes = n_genes
@@ -160,8 +185,8 @@ class KineticStateDecoder(nn.Module):
             "use_layer_norm": True,
             "activation_fn": nn.ReLU,
         }
-        self.time_hidden = FCLayers(n_in=n_latent, n_out=n_hidden, **kwargs)
-        self.state_hidden = FCLayers(n_in=n_latent, n_out=n_hidden, **kwargs)
+        self.time_hidden = FCLayers(n_in=n_latent + n_continuous, n_out=n_hidden, **kwargs)
+        self.state_hidden = FCLayers(n_in=n_latent + n_continuous, n_out=n_hidden, **kwargs)
         self.rho = nn.Linear(n_hidden, n_genes)
         self.tau = nn.Linear(n_hidden, n_genes)
         self.state_logits = nn.Linear(n_hidden, n_genes * self.n_states)

@@ -52,7 +52,11 @@ def free_bits_kl(
 
 
 def log_importance_weights(
-    module: REVELOVAE, spliced: torch.Tensor, unspliced: torch.Tensor, n_samples: int
+    module: REVELOVAE,
+    spliced: torch.Tensor,
+    unspliced: torch.Tensor,
+    n_samples: int,
+    covariates: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Log-weights log p(x, z_k) − log q(z_k | x) of ``n_samples`` draws z_k ~ q(z | x) per cell.
 
@@ -69,12 +73,14 @@ def log_importance_weights(
         Cells × genes.
     n_samples
         Draws per cell.
+    covariates
+        The cells' covariate tensors (batch, categorical, continuous, size factor), if any.
 
     Returns
     -------
     Log-weights, ``n_samples × cells``. Their mean over draws estimates the ELBO of each cell.
     """
-    inference = module.inference(spliced, unspliced)
+    inference = module.inference(spliced, unspliced, covariates)
     mean, log_var = inference[MODULE_KEYS.QZM_KEY], inference["qz_log_var"]
     mean = mean.expand(n_samples, *mean.shape)
     log_var = log_var.expand(n_samples, *log_var.shape)
@@ -83,9 +89,10 @@ def log_importance_weights(
     log_prior = normal_log_prob(z, torch.zeros_like(z), torch.ones_like(z)).sum(-1)
 
     n_cells = spliced.shape[0]
-    generative = module.generative(z.reshape(n_samples * n_cells, -1))
+    repeated = {key: value.repeat(n_samples, 1) for key, value in (covariates or {}).items()}
+    generative = module.generative(z.reshape(n_samples * n_cells, -1), repeated)
     log_joint = module.state_log_joint(
-        spliced.repeat(n_samples, 1), unspliced.repeat(n_samples, 1), generative
+        spliced.repeat(n_samples, 1), unspliced.repeat(n_samples, 1), generative, repeated
     )
     log_lik = torch.logsumexp(log_joint, dim=-1).sum(-1).reshape(n_samples, n_cells)
     return log_lik + log_prior - log_q

@@ -9,17 +9,31 @@ from scvi.module._constants import MODULE_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import LIKELIHOODS, REGISTRY_KEYS
 
 from ._components import (
     GaussianEncoder,
     KineticStateDecoder,
     kl_standard_normal,
+    nb_log_prob,
     normal_log_prob,
+    poisson_log_prob,
     reparameterize,
 )
 from ._evidence import free_bits_kl
 from ._kinetics import induction, repression
+
+
+#: Floor added to the kinetic abundances of count likelihoods (in the scaled units, where a
+#: gene's range is about 1), so the repression steady state u = s = 0 can still emit a count.
+_COUNT_FLOOR = 1e-2
+
+_COVARIATE_KEYS = (
+    REGISTRY_KEYS.BATCH_KEY,
+    REGISTRY_KEYS.CAT_COVS_KEY,
+    REGISTRY_KEYS.CONT_COVS_KEY,
+    REGISTRY_KEYS.SIZE_FACTOR_KEY,
+)
 
 
 def _softplus_inverse(x: np.ndarray | float) -> torch.Tensor:
@@ -66,7 +80,34 @@ class REVELOVAE(BaseModuleClass):
     switch_penalty
         Weight of that pull; it fades out with the KL warm-up, as ``(1 − kl_weight)``.
     steady_scale_factor
-        Noise scale of the repression steady state (u = s = 0) relative to the other states.
+        Noise scale of the repression steady state (u = s = 0) relative to the other states
+        (Gaussian likelihood).
+    likelihood
+        ``"gaussian"`` on scaled moments (VeloVI's), or ``"poisson"`` / ``"nb"`` (negative
+        binomial with a learned per-gene inverse dispersion for each layer) on raw counts. The
+        expected count of a cell is its size factor × ``count_scale`` × the kinetic abundance.
+    count_scale
+        Count likelihoods: per-gene factors (rows: spliced, unspliced) from the kinetic units
+        to counts of a cell with size factor 1. The kinetics, and so the velocities, live in
+        the counts divided by these, the units of the scaled moments when they are
+        ``var["Ms_scale"]`` and ``var["Mu_scale"]``.
+    library_median
+        Count likelihoods: median library size per batch (rows) of spliced and unspliced
+        (columns). A cell's size factor is its library over its batch's median.
+    n_batch
+        Number of batches (1: none). The encoder and decoder are conditioned on the batch,
+        and every batch but the first scales each gene's expected u and s by learned factors.
+    n_cats_per_cov
+        Categories of each further categorical covariate, handled like the batch.
+    n_continuous_cov
+        Number of continuous covariates: concatenated to the encoder's input and to z, and
+        acting log-linearly on each gene's expected u and s.
+    continuous_center, continuous_scale
+        Training mean and standard deviation of the continuous covariates, used to
+        standardise them.
+    batch_log_scale_init
+        Starting log-factors of batches 2, 3, … relative to the first, ``(n_batch − 1) × 2 ×
+        n_genes`` (rows u, s); zeros when ``None``.
     """
 
     def __init__(
@@ -94,8 +135,21 @@ class REVELOVAE(BaseModuleClass):
         steady_state_ratio: np.ndarray | None = None,
         residual_scale: np.ndarray | None = None,
         state_prior_weight: float = 1.0,
+        likelihood: str = "gaussian",
+        count_scale: np.ndarray | None = None,
+        library_median: np.ndarray | None = None,
+        n_batch: int = 1,
+        n_cats_per_cov: list[int] | None = None,
+        n_continuous_cov: int = 0,
+        continuous_center: np.ndarray | None = None,
+        continuous_scale: np.ndarray | None = None,
+        batch_log_scale_init: np.ndarray | None = None,
     ):
         super().__init__()
+        if likelihood not in LIKELIHOODS:
+            msg = f"likelihood={likelihood!r} is not one of {', '.join(map(repr, LIKELIHOODS))}."
+            raise ValueError(msg)
+        self.likelihood = likelihood
         self.n_genes = n_genes
         self.n_latent = n_latent
         self.t_max = float(t_max)
@@ -134,10 +188,64 @@ class REVELOVAE(BaseModuleClass):
             tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
             self.register_buffer(name, tensor)
 
-        self.encoder = GaussianEncoder(
-            2 * n_genes, n_latent, n_hidden=n_hidden, n_layers=n_layers, dropout_rate=dropout_rate
+        if likelihood != "gaussian":
+            ones = np.ones((2, n_genes), dtype=np.float32)
+            self.register_buffer(
+                "count_scale", torch.as_tensor(ones if count_scale is None else count_scale)
+            )
+            median = np.ones((n_batch, 2)) if library_median is None else library_median
+            self.register_buffer("library_median", torch.as_tensor(median, dtype=torch.float32))
+        if likelihood == "nb":
+            # Inverse dispersion θ of u and s (rows) per gene, on the log scale.
+            self.log_theta = nn.Parameter(torch.full((2, n_genes), float(np.log(10.0))))
+
+        # Covariates: the first batch and the first category of each covariate are the
+        # reference, so their factors are fixed at 1 and the rates keep their meaning.
+        self.n_batch = n_batch
+        self.n_cats_per_cov = list(n_cats_per_cov or [])
+        self.n_continuous_cov = n_continuous_cov
+        self.batch_log_scale = None
+        if n_batch > 1:
+            start = (
+                np.zeros((n_batch - 1, 2, n_genes))
+                if batch_log_scale_init is None
+                else batch_log_scale_init
+            )
+            start = torch.as_tensor(start, dtype=torch.float32)
+            self.batch_log_scale = nn.Parameter(start)
+            self.register_buffer("batch_log_scale_mean", start.mean(-1, keepdim=True))
+        self.cat_log_scale = nn.ParameterList(
+            nn.Parameter(torch.zeros(max(n - 1, 0), 2, n_genes)) for n in self.n_cats_per_cov
         )
-        self.decoder = KineticStateDecoder(n_latent, n_genes, n_hidden=n_hidden, n_layers=n_layers)
+        if n_continuous_cov > 0:
+            self.cont_log_scale = nn.Parameter(torch.zeros(n_continuous_cov, 2, n_genes))
+            center = np.zeros(n_continuous_cov) if continuous_center is None else continuous_center
+            scale = np.ones(n_continuous_cov) if continuous_scale is None else continuous_scale
+            self.register_buffer("cont_center", torch.as_tensor(center, dtype=torch.float32))
+            self.register_buffer(
+                "cont_scale", torch.as_tensor(np.maximum(scale, 1e-8), dtype=torch.float32)
+            )
+        else:
+            self.cont_log_scale = None
+        n_cat_list = [n_batch, *self.n_cats_per_cov]
+
+        self.encoder = GaussianEncoder(
+            2 * n_genes,
+            n_latent,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            dropout_rate=dropout_rate,
+            n_cat_list=n_cat_list,
+            n_continuous=n_continuous_cov,
+        )
+        self.decoder = KineticStateDecoder(
+            n_latent,
+            n_genes,
+            n_hidden=n_hidden,
+            n_layers=n_layers,
+            n_cat_list=n_cat_list,
+            n_continuous=n_continuous_cov,
+        )
 
     # ------------------------------------------------------------------ parameters
     def rates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -157,24 +265,142 @@ class REVELOVAE(BaseModuleClass):
         scale = F.softplus(self.noise_raw) + 1e-4
         return scale[0], scale[1]
 
+    # ------------------------------------------------------------------ covariates
+    def covariate_parameters(self) -> list[nn.Parameter]:
+        """The per-gene covariate log-factors (batch, categorical, continuous)."""
+        tables = [self.batch_log_scale, *self.cat_log_scale, self.cont_log_scale]
+        return [table for table in tables if table is not None]
+
+    def _categories(self, covariates: dict | None) -> list[torch.Tensor | None]:
+        """Batch index and further categorical covariates, one ``cells × 1`` tensor each."""
+        covariates = covariates or {}
+        batch = covariates.get(REGISTRY_KEYS.BATCH_KEY)
+        cats = covariates.get(REGISTRY_KEYS.CAT_COVS_KEY)
+        if (self.n_batch > 1 and batch is None) or (self.n_cats_per_cov and cats is None):
+            msg = (
+                "This model is conditioned on a batch or categorical covariates; pass them "
+                "(the registered tensors) as `covariates`."
+            )
+            raise ValueError(msg)
+        columns = [] if cats is None else list(torch.split(cats.long(), 1, dim=-1))
+        return [None if batch is None else batch.long(), *columns]
+
+    def _continuous(self, covariates: dict | None) -> torch.Tensor | None:
+        if self.n_continuous_cov == 0:
+            return None
+        cont = (covariates or {}).get(REGISTRY_KEYS.CONT_COVS_KEY)
+        if cont is None:
+            msg = "This model has continuous covariates; pass them as `covariates`."
+            raise ValueError(msg)
+        return (cont - self.cont_center) / self.cont_scale
+
+    def log_covariate_scale(self, covariates: dict | None) -> torch.Tensor | None:
+        """Per cell, the log-factors (cells × 2 × genes; rows u, s) that covariates apply to the
+        expected abundances; ``None`` for a model without covariates."""
+        terms = []
+        categories = self._categories(covariates)
+        tables = [self.batch_log_scale, *self.cat_log_scale]
+        for table, index in zip(tables, categories):
+            if table is None or table.shape[0] == 0:
+                continue
+            if table is self.batch_log_scale:
+                # Each batch's mean log-factor over genes stays at its data-driven start: an
+                # overall scale would otherwise trade off against where the batch's cells sit
+                # in time. The factors of single genes are free.
+                table = table - table.mean(-1, keepdim=True) + self.batch_log_scale_mean
+            full = torch.cat((torch.zeros_like(table[:1]), table))
+            terms.append(full[index.squeeze(-1)])
+        cont = self._continuous(covariates)
+        if cont is not None:
+            terms.append(torch.einsum("nc,cog->nog", cont, self.cont_log_scale))
+        if not terms:
+            return None
+        return torch.stack(terms).sum(0)
+
+    def size_factors(
+        self, spliced: torch.Tensor, unspliced: torch.Tensor, covariates: dict | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-cell size factors of spliced and unspliced counts (count likelihoods).
+
+        A registered size factor is used for both layers; otherwise each layer's library over
+        the model's genes divided by the median library of the cell's batch.
+        """
+        covariates = covariates or {}
+        given = covariates.get(REGISTRY_KEYS.SIZE_FACTOR_KEY)
+        if given is not None:
+            factor = given.squeeze(-1).clamp_min(1e-8)
+            return factor, factor
+        library = torch.stack((spliced.sum(-1), unspliced.sum(-1)), dim=-1)
+        batch = covariates.get(REGISTRY_KEYS.BATCH_KEY)
+        median = self.library_median[0] if batch is None else self.library_median[
+            batch.long().squeeze(-1)
+        ]
+        factor = (library / median).clamp_min(1e-3)
+        return factor[..., 0], factor[..., 1]
+
+    def scaled_observation(
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        covariates: dict | None = None,
+        log_scale: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Observed (s, u) in the kinetic model's units: counts divided by size factor and
+        ``count_scale``, and by the covariate factors ``exp(log_scale)`` when given."""
+        if self.likelihood != "gaussian":
+            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
+            spliced = spliced / (size_s.unsqueeze(-1) * self.count_scale[0])
+            unspliced = unspliced / (size_u.unsqueeze(-1) * self.count_scale[1])
+        if log_scale is not None:
+            spliced = spliced * torch.exp(-log_scale[..., 1, :])
+            unspliced = unspliced * torch.exp(-log_scale[..., 0, :])
+        return spliced, unspliced
+
     # ------------------------------------------------------------------ scvi-tools contract
-    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _get_inference_input(self, tensors: dict[str, torch.Tensor]) -> dict:
         return {
             "spliced": tensors[REGISTRY_KEYS.X_KEY],
             "unspliced": tensors[REGISTRY_KEYS.U_KEY],
+            "covariates": covariates_of(tensors),
         }
 
     def _get_generative_input(
         self, tensors: dict[str, torch.Tensor], inference_outputs: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
-        return {"z": inference_outputs[MODULE_KEYS.Z_KEY]}
+    ) -> dict:
+        return {"z": inference_outputs[MODULE_KEYS.Z_KEY], "covariates": covariates_of(tensors)}
 
     @auto_move_data
     def inference(
-        self, spliced: torch.Tensor, unspliced: torch.Tensor, n_samples: int = 1
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        covariates: dict | None = None,
+        n_samples: int = 1,
     ) -> dict[str, torch.Tensor]:
-        """Encode (spliced, unspliced) into q(z) and draw z by reparameterization."""
-        mean, log_var = self.encoder(torch.cat((spliced, unspliced), dim=-1))
+        """Encode (spliced, unspliced) and the covariates into q(z); draw z by
+        reparameterization.
+
+        Count likelihoods encode ``log1p`` of the size-normalised counts. With covariates,
+        the input is first divided by the cell's learned covariate factors (held fixed here):
+        a one-hot batch entering the first layer can only shift it, not undo per-gene factors,
+        and cells of different batches at the same state should get the same z.
+        """
+        if self.likelihood != "gaussian":
+            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
+            spliced = spliced / size_s.unsqueeze(-1)
+            unspliced = unspliced / size_u.unsqueeze(-1)
+        log_scale = self.log_covariate_scale(covariates)
+        if log_scale is not None:
+            log_scale = log_scale.detach()
+            spliced = spliced * torch.exp(-log_scale[..., 1, :])
+            unspliced = unspliced * torch.exp(-log_scale[..., 0, :])
+        if self.likelihood != "gaussian":
+            spliced, unspliced = torch.log1p(spliced), torch.log1p(unspliced)
+        x = torch.cat((spliced, unspliced), dim=-1)
+        cont = self._continuous(covariates)
+        if cont is not None:
+            x = torch.cat((x, cont), dim=-1)
+        mean, log_var = self.encoder(x, *self._categories(covariates))
         if n_samples > 1:
             mean = mean.expand(n_samples, *mean.shape)
             log_var = log_var.expand(n_samples, *log_var.shape)
@@ -187,9 +413,20 @@ class REVELOVAE(BaseModuleClass):
         }
 
     @auto_move_data
-    def generative(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Decode z into per-state expected (u, s), times and velocities."""
-        rho, tau, state_logits, cell_time = self.decoder(z)
+    def generative(self, z: torch.Tensor, covariates: dict | None = None) -> dict:
+        """Decode z (and the covariates) into per-state expected (u, s), times and velocities.
+
+        Expected abundances and velocities are in the kinetic units, which are those of the
+        reference batch; ``log_covariate_scale`` (cells × 2 × genes, or ``None``) holds the
+        per-cell log-factors to the cell's own batch and covariates.
+        """
+        decoder_input = z
+        cont = self._continuous(covariates)
+        if cont is not None:
+            decoder_input = torch.cat((z, cont.expand(*z.shape[:-1], cont.shape[-1])), dim=-1)
+        rho, tau, state_logits, cell_time = self.decoder(
+            decoder_input, *self._categories(covariates)
+        )
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
         scaling = self.unspliced_scaling()
@@ -245,23 +482,46 @@ class REVELOVAE(BaseModuleClass):
             "velocity_s": velocity_s,
             "u_switch": scaling * u_switch,
             "s_switch": s_switch,
+            "log_covariate_scale": self.log_covariate_scale(covariates),
         }
 
     def state_log_joint(
         self,
         spliced: torch.Tensor,
         unspliced: torch.Tensor,
-        generative_outputs: dict[str, torch.Tensor],
+        generative_outputs: dict,
+        covariates: dict | None = None,
     ) -> torch.Tensor:
         """Log p(state) + log p(u, s | state) per cell, gene and state."""
-        scale_u, scale_s = self.noise_scale()
-        factor = torch.ones(4, device=scale_u.device)
-        factor[3] = self.steady_scale_factor
-        log_lik = normal_log_prob(
-            unspliced.unsqueeze(-1), generative_outputs["mean_u"], scale_u.unsqueeze(-1) * factor
-        ) + normal_log_prob(
-            spliced.unsqueeze(-1), generative_outputs["mean_s"], scale_s.unsqueeze(-1) * factor
-        )
+        mean_u, mean_s = generative_outputs["mean_u"], generative_outputs["mean_s"]
+        log_scale = generative_outputs.get("log_covariate_scale")
+        if log_scale is not None:
+            mean_u = mean_u * torch.exp(log_scale[..., 0, :]).unsqueeze(-1)
+            mean_s = mean_s * torch.exp(log_scale[..., 1, :]).unsqueeze(-1)
+        if self.likelihood == "gaussian":
+            scale_u, scale_s = self.noise_scale()
+            factor = torch.ones(4, device=scale_u.device)
+            factor[3] = self.steady_scale_factor
+            log_lik = normal_log_prob(
+                unspliced.unsqueeze(-1), mean_u, scale_u.unsqueeze(-1) * factor
+            ) + normal_log_prob(spliced.unsqueeze(-1), mean_s, scale_s.unsqueeze(-1) * factor)
+        else:
+            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
+            rate_u = (size_u.unsqueeze(-1) * self.count_scale[1]).unsqueeze(-1) * (
+                mean_u + _COUNT_FLOOR
+            )
+            rate_s = (size_s.unsqueeze(-1) * self.count_scale[0]).unsqueeze(-1) * (
+                mean_s + _COUNT_FLOOR
+            )
+            if self.likelihood == "poisson":
+                log_lik = poisson_log_prob(unspliced.unsqueeze(-1), rate_u) + poisson_log_prob(
+                    spliced.unsqueeze(-1), rate_s
+                )
+            else:
+                theta = torch.exp(self.log_theta).unsqueeze(-1)
+                log_lik = nb_log_prob(unspliced.unsqueeze(-1), rate_u, theta[0]) + nb_log_prob(
+                    spliced.unsqueeze(-1), rate_s, theta[1]
+                )
         return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
 
     def loss(
@@ -280,9 +540,9 @@ class REVELOVAE(BaseModuleClass):
         latent dimension's batch-mean KL floored at ``free_bits`` nats (free bits); ``kl_local``
         is reported unweighted and unfloored.
         """
-        log_joint = self.state_log_joint(
-            tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY], generative_outputs
-        )
+        spliced, unspliced = tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY]
+        covariates = covariates_of(tensors)
+        log_joint = self.state_log_joint(spliced, unspliced, generative_outputs, covariates)
         reconstruction = -torch.logsumexp(log_joint, dim=-1).sum(-1)
         kl_z = kl_standard_normal(
             inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
@@ -304,10 +564,11 @@ class REVELOVAE(BaseModuleClass):
             # Above the steady-state line u = γ′s a gene is being induced, below it repressed:
             # while the KL warms up, pull the decoder's states toward that side so no gene
             # settles into a fit whose time runs backwards.
-            residual = (
-                tensors[REGISTRY_KEYS.U_KEY]
-                - self.steady_state_ratio * tensors[REGISTRY_KEYS.X_KEY]
-            ) / self.residual_scale
+            log_scale = generative_outputs["log_covariate_scale"]
+            observed_s, observed_u = self.scaled_observation(
+                spliced, unspliced, covariates, None if log_scale is None else log_scale.detach()
+            )
+            residual = (observed_u - self.steady_state_ratio * observed_s) / self.residual_scale
             # Soft sides: a cell near the line is barely pulled either way.
             p_induction = torch.sigmoid(3.0 * residual)
             log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
@@ -324,33 +585,44 @@ class REVELOVAE(BaseModuleClass):
 
     @auto_move_data
     def posterior_fit(
-        self, spliced: torch.Tensor, unspliced: torch.Tensor, use_mean: bool = False
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        use_mean: bool = False,
+        covariates: dict | None = None,
     ) -> dict[str, torch.Tensor]:
         """Per-cell, per-gene fit for one posterior draw of z (or its mean).
 
         State probabilities are the posterior responsibilities given the observed (u, s), and
-        every returned quantity is their weighted mean over the four states.
+        every returned quantity is their weighted mean over the four states. Velocities are in
+        the kinetic units (the reference batch's); ``fit_u`` and ``fit_s`` include the cell's
+        covariate factors, so they overlay the cell's (scaled) observations.
 
         Returns
         -------
         Dictionary with ``state_probs`` (cells × genes × 4) and cells × genes tensors ``time``,
         ``fit_u``, ``fit_s``, ``velocity``, ``velocity_u``, ``log_likelihood``.
         """
-        inference = self.inference(spliced, unspliced)
+        inference = self.inference(spliced, unspliced, covariates)
         z = inference[MODULE_KEYS.QZM_KEY] if use_mean else inference[MODULE_KEYS.Z_KEY]
-        generative = self.generative(z)
-        log_joint = self.state_log_joint(spliced, unspliced, generative)
+        generative = self.generative(z, covariates)
+        log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
         log_lik = torch.logsumexp(log_joint, dim=-1)
         probs = torch.exp(log_joint - log_lik.unsqueeze(-1))
 
         def expected(key: str) -> torch.Tensor:
             return (probs * generative[key]).sum(-1)
 
+        fit_u, fit_s = expected("mean_u"), expected("mean_s")
+        log_scale = generative["log_covariate_scale"]
+        if log_scale is not None:
+            fit_u = fit_u * torch.exp(log_scale[..., 0, :])
+            fit_s = fit_s * torch.exp(log_scale[..., 1, :])
         return {
             "state_probs": probs,
             "time": expected("time"),
-            "fit_u": expected("mean_u"),
-            "fit_s": expected("mean_s"),
+            "fit_u": fit_u,
+            "fit_s": fit_s,
             "velocity": expected("velocity_s"),
             "velocity_u": expected("velocity_u"),
             "log_likelihood": log_lik,
@@ -359,3 +631,8 @@ class REVELOVAE(BaseModuleClass):
     def sample(self, *args, **kwargs):
         """Sampling new cells is not part of this model."""
         raise NotImplementedError("REVELOVAE does not generate new cells.")
+
+
+def covariates_of(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The covariate tensors (batch, categorical, continuous, size factor) of a minibatch."""
+    return {key: tensors[key] for key in _COVARIATE_KEYS if key in tensors}
