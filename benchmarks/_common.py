@@ -9,6 +9,7 @@ with the same revelo tools.
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import os
@@ -214,24 +215,36 @@ def model_accepts(model_cls, name: str) -> bool:
 def run_revelo(
     adata: AnnData, *, seed: int, max_epochs: int | None = None, likelihood: str | None = None
 ) -> MethodResult:
-    """Train REVELO with its defaults on ``Ms``/``Mu`` and read its outputs."""
+    """Train REVELO with its defaults and read its outputs.
+
+    The Gaussian likelihood (the default) reads ``Ms``/``Mu``; ``"poisson"`` and ``"nb"`` read
+    the raw ``spliced``/``unspliced`` counts of the same cells and genes. On a simulation,
+    where library size follows time rather than sequencing depth, every size factor is 1.
+    """
     import revelo
 
     if likelihood is not None and not model_accepts(revelo.REVELO, "likelihood"):
         msg = f"This revelo version has no `likelihood` option (asked for {likelihood!r})."
         raise ValueError(msg)
+    counts = likelihood not in (None, "gaussian")
     work = adata.copy()
     revelo.settings.seed = seed
     model_kwargs = {} if likelihood is None else {"likelihood": likelihood}
+    setup: dict[str, Any] = {}
+    if counts:
+        setup = {"spliced_layer": "spliced", "unspliced_layer": "unspliced"}
+        if "simulation" in work.uns:
+            work.obs["size_factor"] = 1.0
+            setup["size_factor_key"] = "size_factor"
     with measure() as total:
-        revelo.REVELO.setup_anndata(work)
+        revelo.REVELO.setup_anndata(work, **setup)
         model = revelo.REVELO(work, **model_kwargs)
         with measure() as train:
             model.train(max_epochs=max_epochs, accelerator="cpu", enable_progress_bar=False)
         model.add_outputs(work, n_samples=N_POSTERIOR_SAMPLES)
     genes = work.var["velocity_genes"].to_numpy(dtype=bool)
     return MethodResult(
-        method="revelo",
+        method=f"revelo_{likelihood}" if counts else "revelo",
         seed=seed,
         velocity=np.asarray(work.layers["velocity"], dtype=np.float32),
         velocity_genes=genes,
@@ -243,7 +256,7 @@ def run_revelo(
         epochs=_epochs_run(model),
         peak_rss_delta_mib=total.peak_rss_delta_mib,
         max_rss_mib=total.max_rss_mib,
-        extra={"likelihood": likelihood},
+        extra={"likelihood": likelihood or "gaussian"},
     )
 
 
@@ -399,6 +412,8 @@ def run_scvelo_dynamical(
 
 RUNNERS: dict[str, Callable[..., MethodResult]] = {
     "revelo": run_revelo,
+    "revelo_poisson": functools.partial(run_revelo, likelihood="poisson"),
+    "revelo_nb": functools.partial(run_revelo, likelihood="nb"),
     "velovi": run_velovi,
     "scvelo_stochastic": run_scvelo_stochastic,
     "scvelo_dynamical": run_scvelo_dynamical,
@@ -419,7 +434,7 @@ def run_method(
         msg = f"Unknown method {method!r}; choose from {list(RUNNERS)}."
         raise ValueError(msg)
     kwargs: dict[str, Any] = {"seed": seed}
-    if method in ("revelo", "velovi"):
+    if method.startswith("revelo") or method == "velovi":
         kwargs["max_epochs"] = max_epochs
     if method == "revelo":
         kwargs["likelihood"] = likelihood

@@ -225,7 +225,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--max-epochs", type=int, default=None, help="for revelo and VeloVI; default: their own"
     )
     parser.add_argument(
-        "--likelihood", default=None, help="passed to REVELO(likelihood=...) when it accepts it"
+        "--likelihood",
+        nargs="+",
+        choices=("gaussian", "poisson", "nb"),
+        default=None,
+        help="revelo's likelihoods to run side by side (revelo, revelo_poisson, revelo_nb); "
+        "the count ones read the raw counts of the same cells and genes",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results", help="folder for <dataset>.json")
@@ -249,11 +254,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     options = {
         "threads": args.threads,
         "max_epochs": args.max_epochs,
-        "likelihood": args.likelihood,
+        "likelihood": None,
         "edges": edges,
     }
+    methods = list(args.methods)
+    if args.likelihood and "revelo" in methods:
+        variants = [
+            "revelo" if name == "gaussian" else f"revelo_{name}" for name in args.likelihood
+        ]
+        index = methods.index("revelo")
+        methods[index : index + 1] = variants
     jobs = []
-    for method in args.methods:
+    for method in methods:
         seeds = args.seeds[:1] if method in DETERMINISTIC else args.seeds
         jobs += [(method, seed) for seed in seeds]
     runs = run_all(path, jobs, options, isolate=not args.in_process)

@@ -93,3 +93,24 @@ def test_encoder_outputs_mean_and_log_variance_per_cell():
     z.sum().backward()
     assert encoder.mean.weight.grad.abs().sum() > 0
     assert encoder.log_var.weight.grad.abs().sum() > 0
+
+
+def test_count_log_probabilities_match_scipy():
+    from scipy import stats
+
+    from revelo.module._components import nb_log_prob, poisson_log_prob
+
+    x = torch.tensor([0.0, 1.0, 3.0, 17.0, 120.0], dtype=torch.float64)
+    mean = torch.tensor([0.3, 2.0, 3.0, 9.5, 80.0], dtype=torch.float64)
+    theta = torch.tensor([0.5, 2.0, 10.0, 1.5, 40.0], dtype=torch.float64)
+    expected_poisson = stats.poisson.logpmf(x.numpy(), mean.numpy())
+    torch.testing.assert_close(poisson_log_prob(x, mean).numpy(), expected_poisson)
+    # scipy's nbinom(n, p): n = θ, p = θ / (θ + μ) has mean μ and variance μ + μ²/θ.
+    p = (theta / (theta + mean)).numpy()
+    expected_nb = stats.nbinom.logpmf(x.numpy(), theta.numpy(), p)
+    torch.testing.assert_close(nb_log_prob(x, mean, theta).numpy(), expected_nb)
+    # A large θ approaches the Poisson.
+    big = torch.full_like(theta, 1e7)
+    torch.testing.assert_close(
+        nb_log_prob(x, mean, big), poisson_log_prob(x, mean), rtol=1e-4, atol=1e-4
+    )

@@ -310,3 +310,40 @@ def test_metrics_leave_adata_untouched():
     pd.testing.assert_frame_equal(adata.obs, before.obs)
     for key in adata.layers:
         np.testing.assert_array_equal(adata.layers[key], before.layers[key])
+
+
+def _mixing_data(positions, batches):
+    adata = ad.AnnData(
+        obs=pd.DataFrame({"batch": batches}, index=[f"c{i}" for i in range(len(batches))])
+    )
+    adata.obsm["X_revelo"] = np.asarray(positions, dtype=float).reshape(len(batches), -1)
+    return adata
+
+
+def test_batch_mixing_separated_and_interleaved_by_hand():
+    # Two batches far apart: every neighbour is from the cell's own batch.
+    separated = _mixing_data([0, 1, 2, 3, 100, 101, 102, 103], ["a"] * 4 + ["b"] * 4)
+    scores, mean = revelo.tl.batch_mixing(separated, batch_key="batch", n_neighbors=2)
+    assert mean == 0.0 and (scores == 0).all()
+
+    # Alternating on a line, 1 neighbour each: the nearest cell is always the other batch.
+    # Observed other-batch fraction 1, expected (8 - 4) / 7, so the score is 7 / 4.
+    alternating = _mixing_data([0, 1, 2, 3, 4, 5, 6, 7], ["a", "b"] * 4)
+    scores, mean = revelo.tl.batch_mixing(alternating, batch_key="batch", n_neighbors=1)
+    assert mean == pytest.approx(7 / 4)
+
+    # Unequal batches: cell at 0 (batch a, 1 of 4 cells) has neighbours 1 and 2 (b, b):
+    # other fraction 1, expected 3/3 → 1. Cells of b: expected 1/3.
+    unequal = _mixing_data([0, 1, 2, 3], ["a", "b", "b", "b"])
+    scores, _ = revelo.tl.batch_mixing(unequal, batch_key="batch", n_neighbors=2)
+    assert scores["a"] == pytest.approx(1.0)
+    # b at 1: neighbours 0 (a) and 2 (b) → 1/2 other; b at 2: 1, 3 → 0; b at 3: 2, 1 → 0.
+    assert scores["b"] == pytest.approx(np.mean([0.5 / (1 / 3), 0.0, 0.0]))
+
+
+def test_batch_mixing_errors():
+    adata = _mixing_data([0, 1, 2], ["a", "a", "a"])
+    with pytest.raises(ValueError, match="single batch"):
+        revelo.tl.batch_mixing(adata, batch_key="batch", n_neighbors=1)
+    with pytest.raises(KeyError, match="obsm has no 'X_latent'"):
+        revelo.tl.batch_mixing(adata, batch_key="batch", use_rep="X_latent")

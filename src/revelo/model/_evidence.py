@@ -11,12 +11,12 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS
-from revelo.module._module import covariates_of
 from revelo.module._evidence import (
     importance_weighted_bound,
     kl_per_dimension,
     log_importance_weights,
 )
+from revelo.module._module import covariates_of
 
 if TYPE_CHECKING:
     from anndata import AnnData

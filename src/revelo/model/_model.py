@@ -30,8 +30,8 @@ from revelo.pp._steady_state import steady_state_fit
 
 from ._callbacks import training_callbacks
 from ._checks import (
-    check_model_params,
     check_covariates,
+    check_model_params,
     check_registrable,
     check_same_genes,
     check_train_params,
@@ -129,7 +129,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             covariate_init["batch_log_scale_init"] = _batch_log_ratios(
                 unspliced,
                 spliced,
-                self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int),
+                self._batch_codes(),
                 covariate_init["n_batch"],
             )
         u_switch, s_switch, top = switch_profile(unspliced, spliced)
@@ -194,7 +194,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         adata
             AnnData with the two layers, cells × genes, in memory and not a view (make one
             with ``adata = adata.copy()``). Nothing in it is changed except the scvi-tools
-            registry entries ``uns["_scvi_uuid"]`` and ``uns["_scvi_manager_uuid"]``.
+            registry entries ``uns["_scvi_uuid"]`` and ``uns["_scvi_manager_uuid"]`` and, with
+            covariates, scvi-tools' encoded copies of them: ``obs["_scvi_batch"]``,
+            ``obsm["_scvi_extra_categorical_covs"]``, ``obsm["_scvi_extra_continuous_covs"]``.
         spliced_layer
             Layer with spliced abundances (scaled first-order moments from
             :func:`revelo.pp.preprocess` by default).
@@ -243,8 +245,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         fields = [
             LayerField(REGISTRY_KEYS.X_KEY, spliced_layer, is_count_data=False),
             LayerField(REGISTRY_KEYS.U_KEY, unspliced_layer, is_count_data=False),
-            CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key),
         ]
+        if batch_key is not None:
+            fields.append(CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key))
         if categorical_covariate_keys:
             fields.append(
                 CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys)
@@ -276,10 +279,16 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             tensors[key] = as_tensor(data.reshape(len(data), -1), dtype=dtype)
         return tensors
 
+    def _batch_codes(self) -> np.ndarray:
+        """Each training cell's batch code (all 0 without a registered batch)."""
+        if REGISTRY_KEYS.BATCH_KEY not in self.adata_manager.data_registry:
+            return np.zeros(self.adata.n_obs, dtype=int)
+        return self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
+
     def _covariate_init(self) -> dict:
         """Covariate sizes of the registered data, and the continuous ones' centring."""
         manager = self.adata_manager
-        init = {"n_batch": self.summary_stats.n_batch}
+        init = {"n_batch": self.summary_stats.get("n_batch", 1)}
         if REGISTRY_KEYS.CAT_COVS_KEY in manager.data_registry:
             state = manager.get_state_registry(REGISTRY_KEYS.CAT_COVS_KEY)
             init["n_cats_per_cov"] = list(state.n_cats_per_key)
@@ -301,9 +310,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         )
         spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
         unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
-        batch = self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
+        batch = self._batch_codes()
         library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
-        median = np.ones((self.summary_stats.n_batch, 2), dtype=np.float32)
+        median = np.ones((batch.max() + 1, 2), dtype=np.float32)
         for code in range(len(median)):
             for layer in range(2):
                 values = library[batch == code, layer]
@@ -314,8 +323,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         if "Ms_scale" in var and "Mu_scale" in var:
             scale = np.stack((var["Ms_scale"].to_numpy(), var["Mu_scale"].to_numpy()))
         else:
-            size = library / median[batch]
-            size = np.where(size > 0, size, 1.0)
+            size = self._initial_size_factors(library, median, batch)
             scale = np.stack(
                 [_robust_max(layer / size[:, [i]]) for i, layer in enumerate((spliced, unspliced))]
             )
@@ -330,20 +338,27 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
         if likelihood == "gaussian":
             return spliced, unspliced
-        batch = self._registered_array(REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
-        median, scale = init["library_median"], init["count_scale"]
+        library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
+        size = self._initial_size_factors(library, init["library_median"], self._batch_codes())
+        scale = init["count_scale"]
+        return spliced / size[:, [0]] / scale[0], unspliced / size[:, [1]] / scale[1]
+
+    def _initial_size_factors(
+        self, library: np.ndarray, median: np.ndarray, batch: np.ndarray
+    ) -> np.ndarray:
+        """Cells × 2 size factors of spliced and unspliced, as the module computes them."""
         if REGISTRY_KEYS.SIZE_FACTOR_KEY in self.adata_manager.data_registry:
             given = self._registered_array(REGISTRY_KEYS.SIZE_FACTOR_KEY).reshape(-1, 1)
-            size = np.concatenate((given, given), axis=1)
-        else:
-            size = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1) / median[batch]
-        size = np.maximum(size, 1e-3)
-        return spliced / size[:, [0]] / scale[0], unspliced / size[:, [1]] / scale[1]
+            return np.maximum(np.concatenate((given, given), axis=1), 1e-8)
+        return np.maximum(library / median[batch], 1e-3)
 
     @torch.inference_mode()
     def _scaled_spliced(self, adata: AnnData | None = None) -> np.ndarray:
-        """Observed spliced abundances in the velocities' units (the registered layer for
-        the Gaussian likelihood; size-normalised, scaled counts for the count ones)."""
+        """Observed spliced abundances in the velocities' units.
+
+        The registered layer for the Gaussian likelihood; size-normalised, scaled counts for
+        the count likelihoods.
+        """
         spliced = self._registered_array(REGISTRY_KEYS.X_KEY, adata)
         if self.module.likelihood == "gaussian":
             return spliced
@@ -973,8 +988,10 @@ def _fits_on_device(tensors: dict[str, torch.Tensor], device: torch.device) -> b
 
 
 def _adamw_without_decay_on(exempt: list[torch.nn.Parameter], *, lr: float, weight_decay: float):
-    """An optimizer creator for scvi-tools' training plan: AdamW (with scvi-tools' ``eps``)
-    and no weight decay on the ``exempt`` parameters."""
+    """An optimizer creator for scvi-tools' training plan.
+
+    AdamW with scvi-tools' ``eps``, and no weight decay on the ``exempt`` parameters.
+    """
     exempt_ids = {id(parameter) for parameter in exempt}
 
     def create(params) -> torch.optim.Optimizer:
@@ -1002,11 +1019,12 @@ def _robust_max(values: np.ndarray, quantile: float = 0.99) -> np.ndarray:
 def _batch_log_ratios(
     unspliced: np.ndarray, spliced: np.ndarray, batch: np.ndarray, n_batch: int
 ) -> np.ndarray:
-    """Per batch after the first, the log-ratio of each gene's 95th percentile of u and s to
-    the first batch's: a start for the batch factors (``(n_batch − 1) × 2 × genes``).
+    """Starting batch factors, ``(n_batch − 1) × 2 × genes``.
 
-    An upper quantile reflects a scale difference rather than a difference in how many cells
-    of each batch are far along; where either quantile is 0 the ratio starts at 0.
+    Per batch after the first, the log-ratio of each gene's 95th percentile of u and s to the
+    first batch's. An upper quantile reflects a scale difference rather than a difference in
+    how many cells of each batch are far along; where either quantile is 0 the ratio starts
+    at 0.
     """
     ratios = np.zeros((n_batch - 1, 2, spliced.shape[1]), dtype=np.float32)
     for layer, values in enumerate((unspliced, spliced)):

@@ -133,7 +133,7 @@ class GaussianEncoder(nn.Module):
         self, x: torch.Tensor, *cat_list: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the posterior mean and log-variance for each row of ``x``."""
-        h = self.hidden(x, *cat_list)
+        h = self.hidden(x, *_pad(cat_list, self.hidden.n_cat_list))
         # A soft bound keeps exp(log σ²) finite early in training without hiding any gradient.
         log_var = 10.0 * torch.tanh(self.log_var(h) / 10.0)
         return self.mean(h), log_var
@@ -200,6 +200,7 @@ class KineticStateDecoder(nn.Module):
         Shapes: cells × genes, cells × genes, cells × genes × 4, and cells × 1 (a fraction of
         the time axis in (0, 1)).
         """
+        cat_list = _pad(cat_list, self.time_hidden.n_cat_list)
         h_time = self.time_hidden(z, *cat_list)
         h_state = self.state_hidden(z, *cat_list)
         logits = self.state_logits(h_state)
@@ -207,3 +208,8 @@ class KineticStateDecoder(nn.Module):
         rho = torch.sigmoid(self.rho(h_time))
         tau = torch.sigmoid(self.tau(h_time))
         return rho, tau, logits, torch.sigmoid(self.cell_time(h_time))
+
+
+def _pad(cat_list: tuple, n_cat_list: list[int]) -> tuple:
+    """Fill in ``None`` for covariates not passed; allowed where a covariate has one level."""
+    return (*cat_list, *([None] * (len(n_cat_list) - len(cat_list))))

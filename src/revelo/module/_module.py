@@ -23,7 +23,6 @@ from ._components import (
 from ._evidence import free_bits_kl
 from ._kinetics import induction, repression
 
-
 #: Floor added to the kinetic abundances of count likelihoods (in the scaled units, where a
 #: gene's range is about 1), so the repression steady state u = s = 0 can still emit a count.
 _COUNT_FLOOR = 1e-2
@@ -191,7 +190,8 @@ class REVELOVAE(BaseModuleClass):
         if likelihood != "gaussian":
             ones = np.ones((2, n_genes), dtype=np.float32)
             self.register_buffer(
-                "count_scale", torch.as_tensor(ones if count_scale is None else count_scale)
+                "count_scale",
+                torch.as_tensor(ones if count_scale is None else count_scale, dtype=torch.float32),
             )
             median = np.ones((n_batch, 2)) if library_median is None else library_median
             self.register_buffer("library_median", torch.as_tensor(median, dtype=torch.float32))
@@ -211,7 +211,7 @@ class REVELOVAE(BaseModuleClass):
                 if batch_log_scale_init is None
                 else batch_log_scale_init
             )
-            start = torch.as_tensor(start, dtype=torch.float32)
+            start = torch.tensor(start, dtype=torch.float32)  # a copy: training moves it
             self.batch_log_scale = nn.Parameter(start)
             self.register_buffer("batch_log_scale_mean", start.mean(-1, keepdim=True))
         self.cat_log_scale = nn.ParameterList(
@@ -295,8 +295,10 @@ class REVELOVAE(BaseModuleClass):
         return (cont - self.cont_center) / self.cont_scale
 
     def log_covariate_scale(self, covariates: dict | None) -> torch.Tensor | None:
-        """Per cell, the log-factors (cells × 2 × genes; rows u, s) that covariates apply to the
-        expected abundances; ``None`` for a model without covariates."""
+        """Per-cell log-factors that the covariates apply to the expected abundances.
+
+        Returns cells × 2 × genes (rows u, s), or ``None`` for a model without covariates.
+        """
         terms = []
         categories = self._categories(covariates)
         tables = [self.batch_log_scale, *self.cat_log_scale]
@@ -332,9 +334,11 @@ class REVELOVAE(BaseModuleClass):
             return factor, factor
         library = torch.stack((spliced.sum(-1), unspliced.sum(-1)), dim=-1)
         batch = covariates.get(REGISTRY_KEYS.BATCH_KEY)
-        median = self.library_median[0] if batch is None else self.library_median[
-            batch.long().squeeze(-1)
-        ]
+        median = (
+            self.library_median[0]
+            if batch is None
+            else self.library_median[batch.long().squeeze(-1)]
+        )
         factor = (library / median).clamp_min(1e-3)
         return factor[..., 0], factor[..., 1]
 
@@ -345,8 +349,11 @@ class REVELOVAE(BaseModuleClass):
         covariates: dict | None = None,
         log_scale: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Observed (s, u) in the kinetic model's units: counts divided by size factor and
-        ``count_scale``, and by the covariate factors ``exp(log_scale)`` when given."""
+        """Observed (s, u) in the kinetic model's units.
+
+        Counts are divided by size factor and ``count_scale``; everything by the covariate
+        factors ``exp(log_scale)`` when given.
+        """
         if self.likelihood != "gaussian":
             size_s, size_u = self.size_factors(spliced, unspliced, covariates)
             spliced = spliced / (size_s.unsqueeze(-1) * self.count_scale[0])
@@ -377,8 +384,7 @@ class REVELOVAE(BaseModuleClass):
         covariates: dict | None = None,
         n_samples: int = 1,
     ) -> dict[str, torch.Tensor]:
-        """Encode (spliced, unspliced) and the covariates into q(z); draw z by
-        reparameterization.
+        """Encode (spliced, unspliced) and covariates into q(z); draw z by reparameterization.
 
         Count likelihoods encode ``log1p`` of the size-normalised counts. With covariates,
         the input is first divided by the cell's learned covariate factors (held fixed here):

@@ -7,6 +7,7 @@ from ._embedding import velocity_embedding
 from ._graph import velocity_graph
 from ._latent_time import latent_time
 from ._metrics import (
+    batch_mixing,
     cross_boundary_correctness,
     in_cluster_coherence,
     latent_time_accuracy,
@@ -15,6 +16,7 @@ from ._metrics import (
 )
 
 __all__ = [
+    "batch_mixing",
     "cross_boundary_correctness",
     "in_cluster_coherence",
     "latent_time",

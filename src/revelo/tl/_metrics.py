@@ -312,6 +312,72 @@ def latent_time_accuracy(
     return {"spearman": float(spearman), "median_gene_spearman": median_gene}
 
 
+def batch_mixing(
+    adata: AnnData,
+    *,
+    batch_key: str,
+    use_rep: str = "X_revelo",
+    n_neighbors: int = 15,
+) -> MetricScores:
+    """How well batches mix among each cell's nearest neighbours in a representation.
+
+    For every cell, the fraction of its ``n_neighbors`` nearest neighbours (Euclidean, in
+    ``obsm[use_rep]``, the cell itself excluded) that come from another batch, divided by the
+    fraction expected if batch labels were shuffled, ``(n − n_b) / (n − 1)`` for a cell of a
+    batch with ``n_b`` of the ``n`` cells. A neighbour-purity score in the spirit of kBET:
+    1 when batches are as mixed as chance, 0 when every neighbour is from the cell's own
+    batch.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with ``obs[batch_key]`` and ``obsm[use_rep]``, e.g. a model's
+        latent space: ``adata.obsm["X_revelo"] = model.get_latent_representation()``.
+    batch_key
+        Column of ``adata.obs`` with the batches (at least two).
+    use_rep
+        Key of ``adata.obsm`` with the representation.
+    n_neighbors
+        Neighbours per cell.
+
+    Returns
+    -------
+    Per-batch mean scores (indexed by batch) and the mean over cells.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    if use_rep not in adata.obsm:
+        msg = (
+            f"adata.obsm has no {use_rep!r}; store the representation first, e.g. "
+            f"adata.obsm[{use_rep!r}] = model.get_latent_representation()."
+        )
+        raise KeyError(msg)
+    labels = _cluster_labels(adata, batch_key)
+    batches, codes, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(batches) < 2:
+        msg = f"adata.obs[{batch_key!r}] has a single batch; mixing needs at least two."
+        raise ValueError(msg)
+    n_cells = len(labels)
+    if not 1 <= n_neighbors < n_cells:
+        msg = f"n_neighbors={n_neighbors} must be between 1 and the number of cells minus 1."
+        raise ValueError(msg)
+    representation = np.asarray(adata.obsm[use_rep], dtype=np.float64)
+    search = NearestNeighbors(n_neighbors=n_neighbors + 1).fit(representation)
+    neighbours = search.kneighbors(representation, return_distance=False)
+    # Drop each cell itself (the first column unless duplicated points tie with it).
+    own = neighbours == np.arange(n_cells)[:, None]
+    own[own.sum(1) == 0, -1] = True
+    neighbours = neighbours[~own].reshape(n_cells, n_neighbors)
+    observed = (codes[neighbours] != codes[:, None]).mean(1)
+    expected = (n_cells - sizes[codes]) / (n_cells - 1)
+    score = observed / expected
+    per_batch = pd.Series(
+        [score[codes == code].mean() for code in range(len(batches))],
+        index=pd.Index(batches, name=batch_key),
+    )
+    return MetricScores(per_batch, float(score.mean()))
+
+
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
