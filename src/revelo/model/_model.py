@@ -682,7 +682,9 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Spliced velocity is ds/dt = βu − γs, unspliced du/dt = α − βu, both on the fitted
         kinetics and weighted by the posterior state probabilities (zero in steady states), in
-        the units of the registered layers per unit of latent time.
+        the units of the registered layers per unit of latent time (for the count likelihoods,
+        those of the scaled moments; see the ``likelihood`` option). With a batch, velocities
+        are on the first batch's scale.
 
         Parameters
         ----------
@@ -755,7 +757,10 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         batch_size: int | None = None,
         return_numpy: bool = False,
     ) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.DataFrame]:
-        """Fitted ``(spliced, unspliced)`` per cell and gene, in the registered layers' units.
+        """Fitted ``(spliced, unspliced)`` per cell and gene, in the velocities' units.
+
+        With covariates, each cell's fit includes its batch's (and covariates') factors, so it
+        overlays the cell's (scaled) observations.
 
         Parameters
         ----------
@@ -839,7 +844,8 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         Nothing; writes into ``adata``:
 
         - ``layers["velocity"]``, ``layers["velocity_u"]``: spliced and unspliced velocity,
-          in the units of the registered layers (``Ms``/``Mu`` by default) per unit of time;
+          in the units of the registered layers (``Ms``/``Mu`` by default; the scaled moments'
+          units for the count likelihoods) per unit of time;
         - ``layers["fit_t"]``: per-gene latent time on [0, t_max];
         - ``layers["fit_s"]``, ``layers["fit_u"]``: fitted spliced and unspliced values;
         - ``var["fit_alpha"]``, ``var["fit_beta"]``, ``var["fit_gamma"]``: kinetic rates;
