@@ -26,6 +26,7 @@ from revelo._constants import LIKELIHOODS, REGISTRY_KEYS, STATE_NAMES
 from revelo._validate import check_spliced_unspliced
 from revelo.module import REVELOVAE
 from revelo.module._module import covariates_of
+from revelo.pp._moments import neighbor_mean, neighbor_weights
 from revelo.pp._steady_state import steady_state_fit
 
 from ._callbacks import training_callbacks
@@ -333,7 +334,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         }
 
     def _initial_abundances(self, likelihood: str, init: dict) -> tuple[np.ndarray, np.ndarray]:
-        """The registered (s, u) in the kinetic units, for data-driven starting values."""
+        """The registered (s, u) in the kinetic units, for data-driven starting values.
+
+        Count likelihoods: size-normalised, scaled counts, averaged over each cell's
+        neighbours when ``obsp["connectivities"]`` holds a graph (as
+        :func:`revelo.pp.preprocess` writes, also with ``smooth=False``).
+        """
         spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
         unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
         if likelihood == "gaussian":
@@ -341,7 +347,15 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
         size = self._initial_size_factors(library, init["library_median"], self._batch_codes())
         scale = init["count_scale"]
-        return spliced / size[:, [0]] / scale[0], unspliced / size[:, [1]] / scale[1]
+        spliced = spliced / size[:, [0]] / scale[0]
+        unspliced = unspliced / size[:, [1]] / scale[1]
+        graph = self.adata.obsp.get("connectivities")
+        if graph is not None:
+            # The upper quantiles behind the switch anchors are inflated by count noise;
+            # neighbour means (only for these starting values) remove most of it.
+            weights = neighbor_weights(graph)
+            spliced, unspliced = neighbor_mean(weights, spliced), neighbor_mean(weights, unspliced)
+        return spliced, unspliced
 
     def _initial_size_factors(
         self, library: np.ndarray, median: np.ndarray, batch: np.ndarray
