@@ -29,7 +29,8 @@ def latent_time(
 
     Each gene's times are replaced by their ranks over cells (scaled to [0, 1]), which makes
     genes with different time scales or saturated kinetics comparable. A cell's time is the
-    weighted median of its genes' ranks (weights ``var["fit_likelihood"]`` when present),
+    weighted median of its genes' ranks (weights ``var["fit_likelihood"]`` when present, or
+    the rank of each gene's likelihood when none is positive, as for count likelihoods),
     which ignores the few genes whose fit is off for that cell; with ``smooth``, it is then
     averaged once with its neighbours' (``obsp["connectivities"]``).
 
@@ -80,10 +81,14 @@ def latent_time(
         genes &= adata.var["velocity_genes"].to_numpy(dtype=bool)
     weights = np.ones(adata.n_vars)
     if "fit_likelihood" in adata.var:
-        weights = np.nan_to_num(adata.var["fit_likelihood"].to_numpy(dtype=np.float64))
-        weights = np.clip(weights, 0, None)
+        likelihood = np.nan_to_num(adata.var["fit_likelihood"].to_numpy(dtype=np.float64))
         if min_likelihood is not None:
-            genes &= weights >= min_likelihood
+            genes &= likelihood >= min_likelihood
+        weights = np.clip(likelihood, 0, None)
+        if not (weights[genes] > 0).any() and genes.any():
+            # Log-probabilities of counts are never positive: weight by rank instead.
+            weights = np.zeros(adata.n_vars)
+            weights[genes] = rankdata(likelihood[genes]) / genes.sum()
     elif min_likelihood is not None:
         msg = "min_likelihood needs adata.var['fit_likelihood']: run model.add_outputs(adata)."
         raise KeyError(msg)
