@@ -25,5 +25,15 @@ STATE_NAMES: tuple[str, ...] = (
     "repression_steady",
 )
 
+#: The two registered expression layers (spliced, unspliced).
+EXPRESSION_KEYS: tuple[str, str] = (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
+
 #: Observation models of :class:`revelo.REVELO`.
 LIKELIHOODS: tuple[str, ...] = ("gaussian", "poisson", "nb")
+
+
+def check_likelihood(likelihood: str) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``likelihood`` is one of them."""
+    if likelihood not in LIKELIHOODS:
+        msg = f"likelihood={likelihood!r} is not one of {', '.join(map(repr, LIKELIHOODS))}."
+        raise ValueError(msg)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import revelo
+from revelo.model._init import switch_profile
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,23 @@ def test_preprocess_without_smoothing_feeds_a_count_model(nb_data):
     assert "Ms" not in adata.layers
     revelo.REVELO.setup_anndata(adata, "spliced", "unspliced")
     model = revelo.REVELO(adata, n_hidden=32, likelihood="poisson")
+    # The switch anchors start from neighbour-averaged counts (the graph preprocess wrote):
+    # lower than the same quantiles of the raw counts, which count noise inflates.
+    scale = model.module.count_scale.numpy()
+    library = np.stack(
+        [
+            np.asarray(adata.layers[key].sum(1), dtype=float).ravel()
+            for key in ("spliced", "unspliced")
+        ],
+        axis=1,
+    )
+    size = np.maximum(library / model.module.library_median.numpy()[0], 1e-3)  # as the model
+    raw_u, raw_s, _ = switch_profile(
+        adata.layers["unspliced"] / size[:, [1]] / scale[1],
+        adata.layers["spliced"] / size[:, [0]] / scale[0],
+    )
+    assert np.median(model.module.switch_u.numpy() / np.maximum(raw_u, 1e-3)) < 0.9
+    assert np.median(model.module.switch_s.numpy() / np.maximum(raw_s, 1e-3)) < 0.9
     model.train(max_epochs=5, enable_progress_bar=False)
     velocity = model.get_velocity(n_samples=2, return_numpy=True)
     assert velocity.shape == adata.shape and np.isfinite(velocity).all()

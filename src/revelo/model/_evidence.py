@@ -101,7 +101,7 @@ class EvidenceMixin:
                         spliced,
                         unspliced,
                         min(per_pass, n_mc_samples - start),
-                        {key: value.to(device) for key, value in covariates_of(batch).items()},
+                        covariates_of(batch, device),
                     )
                     for start in range(0, n_mc_samples, per_pass)
                 ]

@@ -22,7 +22,7 @@ from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 from scvi.train import TrainingPlan, TrainRunner
 
-from revelo._constants import LIKELIHOODS, REGISTRY_KEYS, STATE_NAMES
+from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS, STATE_NAMES, check_likelihood
 from revelo._validate import check_spliced_unspliced
 from revelo.module import REVELOVAE
 from revelo.module._module import covariates_of
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_EXPRESSION_KEYS = (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
 # Registered fields that hold category codes rather than values.
 _INDEX_KEYS = (REGISTRY_KEYS.BATCH_KEY, REGISTRY_KEYS.CAT_COVS_KEY)
 
@@ -111,9 +110,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         likelihood: Literal["gaussian", "poisson", "nb"] = "gaussian",
         **module_kwargs,
     ):
-        if likelihood not in LIKELIHOODS:
-            msg = f"likelihood={likelihood!r} is not one of {', '.join(map(repr, LIKELIHOODS))}."
-            raise ValueError(msg)
+        check_likelihood(likelihood)
         check_model_params(
             n_hidden=n_hidden,
             n_latent=n_latent,
@@ -122,10 +119,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             t_max=t_max,
         )
         super().__init__(adata)
+        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
+        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
         covariate_init = self._covariate_init()
         if likelihood != "gaussian":
-            covariate_init.update(self._count_init())
-        spliced, unspliced = self._initial_abundances(likelihood, covariate_init)
+            covariate_init.update(self._count_init(spliced, unspliced))
+            spliced, unspliced = self._kinetic_units(spliced, unspliced, covariate_init)
         if covariate_init["n_batch"] > 1:
             covariate_init["batch_log_scale_init"] = _batch_log_ratios(
                 unspliced,
@@ -300,7 +299,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             init["continuous_scale"] = cont.std(0)
         return init
 
-    def _count_init(self) -> dict:
+    def _count_init(self, spliced: np.ndarray, unspliced: np.ndarray) -> dict:
         """Count likelihoods: per-batch median libraries and the per-gene count scales."""
         setup_args = self.adata_manager.registry["setup_args"]
         check_spliced_unspliced(
@@ -309,8 +308,6 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             unspliced_layer=setup_args["unspliced_layer"],
             counts=True,
         )
-        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
-        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
         batch = self._batch_codes()
         library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
         median = np.ones((batch.max() + 1, 2), dtype=np.float32)
@@ -333,17 +330,15 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             "count_scale": np.maximum(scale, 1e-3).astype(np.float32),
         }
 
-    def _initial_abundances(self, likelihood: str, init: dict) -> tuple[np.ndarray, np.ndarray]:
-        """The registered (s, u) in the kinetic units, for data-driven starting values.
+    def _kinetic_units(
+        self, spliced: np.ndarray, unspliced: np.ndarray, init: dict
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Registered counts in the kinetic units, for data-driven starting values.
 
-        Count likelihoods: size-normalised, scaled counts, averaged over each cell's
-        neighbours when ``obsp["connectivities"]`` holds a graph (as
-        :func:`revelo.pp.preprocess` writes, also with ``smooth=False``).
+        Size-normalised, scaled counts, averaged over each cell's neighbours when
+        ``obsp["connectivities"]`` holds a graph (as :func:`revelo.pp.preprocess` writes, also
+        with ``smooth=False``).
         """
-        spliced = self._registered_array(REGISTRY_KEYS.X_KEY)
-        unspliced = self._registered_array(REGISTRY_KEYS.U_KEY)
-        if likelihood == "gaussian":
-            return spliced, unspliced
         library = np.stack((spliced.sum(1), unspliced.sum(1)), axis=1)
         size = self._initial_size_factors(library, init["library_median"], self._batch_codes())
         scale = init["count_scale"]
@@ -373,13 +368,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         The registered layer for the Gaussian likelihood; size-normalised, scaled counts for
         the count likelihoods.
         """
-        spliced = self._registered_array(REGISTRY_KEYS.X_KEY, adata)
         if self.module.likelihood == "gaussian":
-            return spliced
+            return self._registered_array(REGISTRY_KEYS.X_KEY, adata)
         tensors = self._registered_tensors(adata)
         out, _ = self.module.scaled_observation(
-            *(tensors[key].to(self.device) for key in _EXPRESSION_KEYS),
-            {k: v.to(self.device) for k, v in covariates_of(tensors).items()},
+            *(tensors[key].to(self.device) for key in EXPRESSION_KEYS),
+            covariates_of(tensors, self.device),
         )
         return out.cpu().numpy()
 
@@ -596,7 +590,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         for batch in batches:
             spliced = batch[REGISTRY_KEYS.X_KEY].to(device)
             unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
-            covariates = {key: value.to(device) for key, value in covariates_of(batch).items()}
+            covariates = covariates_of(batch, device)
             sums: dict[str, torch.Tensor] = {}
             for _ in range(n_samples):
                 fit = self.module.posterior_fit(spliced, unspliced, covariates=covariates)

@@ -11,12 +11,10 @@ import torch
 from anndata import AnnData
 from scipy.stats import ttest_ind
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
 from revelo.module._module import covariates_of
 
 from ._data import TensorBatches
-
-_EXPRESSION_KEYS = (REGISTRY_KEYS.X_KEY, REGISTRY_KEYS.U_KEY)
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -328,7 +326,7 @@ class UncertaintyMixin:
         batch_size = batch_size or self._default_batch_size(n_samples)
         tensors = self._registered_tensors(adata)
         permuted = {
-            key: _permute_within_groups(value, codes) if key in _EXPRESSION_KEYS else value
+            key: _permute_within_groups(value, codes) if key in EXPRESSION_KEYS else value
             for key, value in tensors.items()
         }
         cells = np.arange(adata.n_obs)

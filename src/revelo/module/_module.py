@@ -9,7 +9,7 @@ from scvi.module._constants import MODULE_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from revelo._constants import LIKELIHOODS, REGISTRY_KEYS
+from revelo._constants import REGISTRY_KEYS, check_likelihood
 
 from ._components import (
     GaussianEncoder,
@@ -145,9 +145,7 @@ class REVELOVAE(BaseModuleClass):
         batch_log_scale_init: np.ndarray | None = None,
     ):
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            msg = f"likelihood={likelihood!r} is not one of {', '.join(map(repr, LIKELIHOODS))}."
-            raise ValueError(msg)
+        check_likelihood(likelihood)
         self.likelihood = likelihood
         self.n_genes = n_genes
         self.n_latent = n_latent
@@ -354,10 +352,23 @@ class REVELOVAE(BaseModuleClass):
         Counts are divided by size factor and ``count_scale``; everything by the covariate
         factors ``exp(log_scale)`` when given.
         """
+        spliced, unspliced = self._normalised(spliced, unspliced, covariates, log_scale)
+        if self.likelihood != "gaussian":
+            spliced, unspliced = spliced / self.count_scale[0], unspliced / self.count_scale[1]
+        return spliced, unspliced
+
+    def _normalised(
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        covariates: dict | None,
+        log_scale: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counts divided by their size factors, and everything by ``exp(log_scale)``."""
         if self.likelihood != "gaussian":
             size_s, size_u = self.size_factors(spliced, unspliced, covariates)
-            spliced = spliced / (size_s.unsqueeze(-1) * self.count_scale[0])
-            unspliced = unspliced / (size_u.unsqueeze(-1) * self.count_scale[1])
+            spliced = spliced / size_s.unsqueeze(-1)
+            unspliced = unspliced / size_u.unsqueeze(-1)
         if log_scale is not None:
             spliced = spliced * torch.exp(-log_scale[..., 1, :])
             unspliced = unspliced * torch.exp(-log_scale[..., 0, :])
@@ -391,15 +402,10 @@ class REVELOVAE(BaseModuleClass):
         a one-hot batch entering the first layer can only shift it, not undo per-gene factors,
         and cells of different batches at the same state should get the same z.
         """
-        if self.likelihood != "gaussian":
-            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
-            spliced = spliced / size_s.unsqueeze(-1)
-            unspliced = unspliced / size_u.unsqueeze(-1)
         log_scale = self.log_covariate_scale(covariates)
         if log_scale is not None:
             log_scale = log_scale.detach()
-            spliced = spliced * torch.exp(-log_scale[..., 1, :])
-            unspliced = unspliced * torch.exp(-log_scale[..., 0, :])
+        spliced, unspliced = self._normalised(spliced, unspliced, covariates, log_scale)
         if self.likelihood != "gaussian":
             spliced, unspliced = torch.log1p(spliced), torch.log1p(unspliced)
         x = torch.cat((spliced, unspliced), dim=-1)
@@ -639,6 +645,15 @@ class REVELOVAE(BaseModuleClass):
         raise NotImplementedError("REVELOVAE does not generate new cells.")
 
 
-def covariates_of(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The covariate tensors (batch, categorical, continuous, size factor) of a minibatch."""
-    return {key: tensors[key] for key in _COVARIATE_KEYS if key in tensors}
+def covariates_of(
+    tensors: dict[str, torch.Tensor], device: torch.device | str | None = None
+) -> dict[str, torch.Tensor]:
+    """The covariate tensors (batch, categorical, continuous, size factor) of a minibatch.
+
+    Moved to ``device`` when one is given.
+    """
+    return {
+        key: tensors[key] if device is None else tensors[key].to(device)
+        for key in _COVARIATE_KEYS
+        if key in tensors
+    }
