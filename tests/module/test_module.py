@@ -96,3 +96,34 @@ def test_posterior_fit_weights_states_by_responsibility(module):
     torch.testing.assert_close(fit["state_probs"], responsibilities)
     torch.testing.assert_close(fit["fit_s"], (responsibilities * generative["mean_s"]).sum(-1))
     torch.testing.assert_close(fit["log_likelihood"], torch.logsumexp(log_joint, -1))
+
+
+@pytest.mark.parametrize("margin", [0.0, 1.5])
+def test_state_anchoring_by_hand(margin):
+    """Side log-probabilities against a hand computation, and the margin around the line."""
+    module = REVELOVAE(
+        2,
+        n_hidden=8,
+        n_latent=2,
+        steady_state_ratio=np.array([0.5, 0.5]),
+        residual_scale=np.array([0.1, 0.1]),
+        state_prior_margin=margin,
+    )
+    # Residuals r = (u − 0.5 s) / 0.1: gene 0 on the line (0), gene 1 well above it (+3).
+    spliced = torch.tensor([[1.0, 1.0]])
+    unspliced = torch.tensor([[0.5, 0.8]])
+    # State probabilities (induction, induced steady, repression, repressed steady).
+    probs = torch.tensor([[[0.4, 0.1, 0.3, 0.2], [0.1, 0.1, 0.6, 0.2]]])
+    outputs = {"state_logits": probs.log(), "log_covariate_scale": None}
+    side = module.state_anchoring(spliced, unspliced, outputs)
+
+    p_line, p_above = 0.5, 1 / (1 + np.exp(-9.0))
+    line = p_line * np.log(0.5) + (1 - p_line) * np.log(0.5)
+    above = p_above * np.log(0.2) + (1 - p_above) * np.log(0.8)
+    if margin > 0:
+        line *= 1 / (1 + np.exp(8.0 * margin))  # |r| = 0: well inside the margin
+        above *= 1 / (1 + np.exp(-8.0 * (3.0 - margin)))
+    np.testing.assert_allclose(side.detach().numpy(), [[line, above]], rtol=1e-5, atol=1e-7)
+    if margin > 0:
+        # A cell on the line is not pulled toward either side; one far off it is.
+        assert abs(side[0, 0].item()) < 1e-4 < abs(side[0, 1].item())

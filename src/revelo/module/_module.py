@@ -81,6 +81,19 @@ class REVELOVAE(BaseModuleClass):
     steady_scale_factor
         Noise scale of the repression steady state (u = s = 0) relative to the other states
         (Gaussian likelihood).
+    steady_state_ratio, residual_scale
+        Per-gene slope γ′ of the steady-state line u = γ′s of the data and the spread of the
+        residual u − γ′s; together they define the state anchoring (none when ``None``).
+    state_prior_weight
+        Weight of the state anchoring: during KL warm-up, the decoder's probability of the
+        induction side (induction or its steady state) is pulled toward ``sigmoid(3 r)``, with
+        ``r`` the residual in units of its spread, and the repression side toward the rest;
+        it fades out as ``(1 − kl_weight)``.
+    state_prior_margin
+        Only entries with ``|r|`` beyond this many spreads are anchored (a smooth step). The
+        line is fitted through the extreme cells, which runs steeper than the true steady
+        state where genes switch before reaching it; near the line its side is unreliable.
+        0 anchors every entry.
     likelihood
         ``"gaussian"`` on scaled moments (VeloVI's), or ``"poisson"`` / ``"nb"`` (negative
         binomial with a learned per-gene inverse dispersion for each layer) on raw counts. The
@@ -134,6 +147,7 @@ class REVELOVAE(BaseModuleClass):
         steady_state_ratio: np.ndarray | None = None,
         residual_scale: np.ndarray | None = None,
         state_prior_weight: float = 1.0,
+        state_prior_margin: float = 1.5,
         likelihood: str = "gaussian",
         count_scale: np.ndarray | None = None,
         library_median: np.ndarray | None = None,
@@ -175,6 +189,7 @@ class REVELOVAE(BaseModuleClass):
         )
 
         self.state_prior_weight = state_prior_weight
+        self.state_prior_margin = state_prior_margin
         buffers = (
             ("switch_u", switch_unspliced),
             ("switch_s", switch_spliced),
@@ -536,6 +551,37 @@ class REVELOVAE(BaseModuleClass):
                 )
         return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
 
+    def state_anchoring(
+        self,
+        spliced: torch.Tensor,
+        unspliced: torch.Tensor,
+        generative_outputs: dict,
+        covariates: dict | None = None,
+    ) -> torch.Tensor:
+        """Log-probability of the side of the steady-state line each cell lies on, per gene.
+
+        Above the line u = γ′s a gene is being induced, below it repressed. With ``r`` the
+        residual u − γ′s in units of its spread and ``p = sigmoid(3 r)``, the term is
+        ``p · log P(induction side) + (1 − p) · log P(repression side)`` under the decoder's
+        state probabilities, times a smooth step that is 0 for ``|r|`` below
+        ``state_prior_margin``: the line is fitted through the extreme cells, and where genes
+        switch before reaching steady state it runs steeper than the true one, so the side of
+        a cell close to it says little. Cells × genes.
+        """
+        log_scale = generative_outputs["log_covariate_scale"]
+        observed_s, observed_u = self.scaled_observation(
+            spliced, unspliced, covariates, None if log_scale is None else log_scale.detach()
+        )
+        residual = (observed_u - self.steady_state_ratio * observed_s) / self.residual_scale
+        p_induction = torch.sigmoid(3.0 * residual)
+        log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
+        side = p_induction * torch.logsumexp(log_probs[..., :2], dim=-1) + (
+            1 - p_induction
+        ) * torch.logsumexp(log_probs[..., 2:], dim=-1)
+        if self.state_prior_margin > 0:
+            side = side * torch.sigmoid(8.0 * (residual.abs() - self.state_prior_margin))
+        return side
+
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -573,20 +619,10 @@ class REVELOVAE(BaseModuleClass):
                 + self.time_prior_weight * (1.0 - kl_weight) * self.n_genes * gap.square().mean()
             )
         if self.steady_state_ratio is not None and self.state_prior_weight > 0:
-            # Above the steady-state line u = γ′s a gene is being induced, below it repressed:
-            # while the KL warms up, pull the decoder's states toward that side so no gene
-            # settles into a fit whose time runs backwards.
-            log_scale = generative_outputs["log_covariate_scale"]
-            observed_s, observed_u = self.scaled_observation(
-                spliced, unspliced, covariates, None if log_scale is None else log_scale.detach()
-            )
-            residual = (observed_u - self.steady_state_ratio * observed_s) / self.residual_scale
-            # Soft sides: a cell near the line is barely pulled either way.
-            p_induction = torch.sigmoid(3.0 * residual)
-            log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
-            side = p_induction * torch.logsumexp(log_probs[..., :2], dim=-1) + (
-                1 - p_induction
-            ) * torch.logsumexp(log_probs[..., 2:], dim=-1)
+            # While the KL warms up, pull the decoder's states toward the side of the
+            # steady-state line that each cell lies on, so no gene settles into a fit whose
+            # time runs backwards.
+            side = self.state_anchoring(spliced, unspliced, generative_outputs, covariates)
             loss = loss - self.state_prior_weight * (1.0 - kl_weight) * side.sum(-1).mean()
         if self.switch_u is not None and self.switch_penalty > 0:
             anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
