@@ -18,6 +18,8 @@ from revelo.module._evidence import (
 )
 from revelo.module._module import covariates_of
 
+from ._docs import query_docs
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -49,6 +51,7 @@ class EvidenceMixin:
     :class:`~revelo.REVELO` does.
     """
 
+    @query_docs
     @torch.inference_mode()
     def get_marginal_ll(
         self,
@@ -68,14 +71,11 @@ class EvidenceMixin:
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
+        %(adata)s
+        %(indices)s
         n_mc_samples
             Importance samples K per cell.
-        batch_size
-            Cells per minibatch of the query.
+        %(batch_size)s
         return_mean
             Return the mean over cells instead of one value per cell.
 
@@ -110,6 +110,7 @@ class EvidenceMixin:
         per_cell = torch.cat(bounds).numpy()
         return float(per_cell.mean()) if return_mean else per_cell
 
+    @query_docs
     def get_latent_diagnostics(
         self,
         adata: AnnData | None = None,
@@ -127,14 +128,11 @@ class EvidenceMixin:
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
+        %(adata)s
+        %(indices)s
         threshold
             Variance of the encoder mean above which a dimension counts as active.
-        batch_size
-            Cells per minibatch of the query.
+        %(batch_size)s
 
         Returns
         -------

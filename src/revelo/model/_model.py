@@ -39,6 +39,7 @@ from ._checks import (
 )
 from ._data import TensorBatches, TensorDataSplitter, as_tensor
 from ._distributed import ddp_strategy
+from ._docs import query_docs
 from ._evidence import EvidenceMixin, kl_loss_kwargs
 from ._init import initial_cell_order, switch_profile
 from ._uncertainty import UncertaintyMixin
@@ -607,6 +608,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             return values
         return pd.DataFrame(values, index=adata.obs_names[indices], columns=adata.var_names)
 
+    @query_docs
     @torch.inference_mode()
     def get_latent_representation(
         self,
@@ -620,14 +622,11 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
+        %(adata)s
+        %(indices)s
         give_mean
             Return the posterior mean instead of a draw.
-        batch_size
-            Minibatch size of the query.
+        %(batch_size)s
         return_dist
             Return ``(mean, variance)`` of q(z | u, s) instead.
         """
@@ -645,6 +644,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             return torch.cat(means).numpy(), torch.cat(variances).numpy()
         return torch.cat(means if give_mean else draws).numpy()
 
+    @query_docs
     def get_latent_time(
         self,
         adata: AnnData | None = None,
@@ -661,14 +661,10 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
-        n_samples
-            Posterior draws of z to average.
-        batch_size
-            Minibatch size of the query.
+        %(adata)s
+        %(indices)s
+        %(n_samples)s
+        %(batch_size)s
         return_numpy
             Return an array instead of a DataFrame indexed by cells with genes as columns.
         """
@@ -677,6 +673,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         )
         return self._frame(out["time"], adata, indices, return_numpy)
 
+    @query_docs
     def get_velocity(
         self,
         adata: AnnData | None = None,
@@ -696,16 +693,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
-        n_samples
-            Posterior draws of z to average.
+        %(adata)s
+        %(indices)s
+        %(n_samples)s
         velo_mode
             ``"spliced"`` (ds/dt) or ``"unspliced"`` (du/dt).
-        batch_size
-            Minibatch size of the query.
+        %(batch_size)s
         return_numpy
             Return an array instead of a DataFrame.
         """
@@ -716,6 +709,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         adata, indices, out = self._posterior_means((key,), adata, indices, n_samples, batch_size)
         return self._frame(out[key], adata, indices, return_numpy)
 
+    @query_docs
     def get_state_assignment(
         self,
         adata: AnnData | None = None,
@@ -728,17 +722,13 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
+        %(adata)s
+        %(indices)s
         hard_assignment
             Return the most probable state's name per cell and gene (a DataFrame of
             categoricals) instead of probabilities.
-        n_samples
-            Posterior draws of z to average.
-        batch_size
-            Minibatch size of the query.
+        %(n_samples)s
+        %(batch_size)s
 
         Returns
         -------
@@ -757,6 +747,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
     state_names = STATE_NAMES
 
+    @query_docs
     def get_expression_fit(
         self,
         adata: AnnData | None = None,
@@ -772,14 +763,10 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
-        n_samples
-            Posterior draws of z to average.
-        batch_size
-            Minibatch size of the query.
+        %(adata)s
+        %(indices)s
+        %(n_samples)s
+        %(batch_size)s
         return_numpy
             Return arrays instead of DataFrames.
         """
@@ -791,6 +778,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
             self._frame(out["fit_u"], adata, indices, return_numpy),
         )
 
+    @query_docs
     def get_gene_likelihood(
         self,
         adata: AnnData | None = None,
@@ -803,14 +791,10 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
-        indices
-            Cells to use; all by default.
-        n_samples
-            Posterior draws of z to average.
-        batch_size
-            Minibatch size of the query.
+        %(adata)s
+        %(indices)s
+        %(n_samples)s
+        %(batch_size)s
         return_numpy
             Return an array instead of a DataFrame.
         """
@@ -819,6 +803,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         )
         return self._frame(out["log_likelihood"], adata, indices, return_numpy)
 
+    @query_docs
     def add_outputs(
         self,
         adata: AnnData | None = None,
@@ -836,8 +821,7 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         adata
             AnnData with the same cells and genes as the model's (and the registered layers);
             defaults to the model's own.
-        n_samples
-            Posterior draws of z to average.
+        %(n_samples)s
         batch_size
             Minibatch size of the queries.
         root_key

@@ -15,6 +15,7 @@ from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
 from revelo.module._module import covariates_of
 
 from ._data import TensorBatches
+from ._docs import query_docs
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -142,6 +143,7 @@ class UncertaintyMixin:
             raise ValueError(msg)
         return mask
 
+    @query_docs
     @torch.inference_mode()
     def get_directional_uncertainty(
         self,
@@ -161,12 +163,10 @@ class UncertaintyMixin:
 
         Parameters
         ----------
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
+        %(adata)s
         n_samples
             Posterior draws per cell (at least 2).
-        indices
-            Cells to use; all by default.
+        %(indices)s
         gene_list
             Genes whose velocities enter the cosines; all by default.
         batch_size
@@ -280,6 +280,7 @@ class UncertaintyMixin:
             index=adata.obs_names,
         )
 
+    @query_docs
     @torch.inference_mode()
     def get_permutation_scores(
         self,
@@ -305,8 +306,7 @@ class UncertaintyMixin:
         ----------
         labels_key
             Column of ``adata.obs`` with the cell types.
-        adata
-            AnnData with the same genes as the model's; defaults to the model's.
+        %(adata)s
         n_samples
             Posterior draws averaged per cell.
         batch_size

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import scanpy as sc
 from scipy import sparse
+
+from revelo._docs import fill_docs
 
 if TYPE_CHECKING:
     import os
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-_F = TypeVar("_F", bound=Callable[..., Any])
 
 # Parameter text shared by several plots. A placeholder ``%(name)s`` sits at the parameter's
 # indentation in the docstring; continuation lines here already carry the docstring indentation.
@@ -70,11 +69,8 @@ show
 }
 
 
-def doc_params(func: _F) -> _F:
-    """Fill the ``%(name)s`` placeholders of a docstring with the shared parameter text."""
-    if func.__doc__ is not None:
-        func.__doc__ = func.__doc__ % _DOCS
-    return func
+#: Fills the ``%(name)s`` placeholders of a plot's docstring with the shared parameter text.
+doc_params = fill_docs(_DOCS)
 
 
 # ------------------------------------------------------------------ prerequisite checks
