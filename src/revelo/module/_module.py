@@ -85,15 +85,11 @@ class REVELOVAE(BaseModuleClass):
         Per-gene slope γ′ of the steady-state line u = γ′s of the data and the spread of the
         residual u − γ′s; together they define the state anchoring (none when ``None``).
     state_prior_weight
-        Weight of the state anchoring: during KL warm-up, the decoder's probability of the
-        induction side (induction or its steady state) is pulled toward ``sigmoid(3 r)``, with
-        ``r`` the residual in units of its spread, and the repression side toward the rest;
-        it fades out as ``(1 − kl_weight)``.
+        Weight of the state anchoring (:meth:`state_anchoring`) during KL warm-up; it fades
+        out as ``(1 − kl_weight)``.
     state_prior_margin
-        Only entries with ``|r|`` beyond this many spreads are anchored (a smooth step). The
-        line is fitted through the extreme cells, which runs steeper than the true steady
-        state where genes switch before reaching it; near the line its side is unreliable.
-        0 anchors every entry.
+        Only entries more than this many residual spreads off the steady-state line are
+        anchored (a smooth step); 0 anchors every entry.
     likelihood
         ``"gaussian"`` on scaled moments (VeloVI's), or ``"poisson"`` / ``"nb"`` (negative
         binomial with a learned per-gene inverse dispersion for each layer) on raw counts. The
