@@ -25,9 +25,10 @@ from pathlib import Path
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import sparse
 
 import revelo
+from revelo.tl._metrics import _neighbor_pairs
+from revelo.tl._utils import velocity_gene_mask
 
 from ._common import environment, limit_threads, write_json
 from .run import CLUSTER_KEY, DATASETS, preprocessed, present_edges
@@ -36,17 +37,16 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def gene_terms(
-    velocity: np.ndarray,
-    position: np.ndarray,
-    labels: np.ndarray,
-    graph: sparse.spmatrix,
-    source: str,
-    target: str,
+    adata: ad.AnnData, labels: np.ndarray, source: str, target: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-gene terms of one edge's gene-space CBDir, and the boundary cells of ``source``."""
-    graph = sparse.coo_matrix(graph)
-    pair = (graph.row != graph.col) & (graph.data != 0)
-    rows, cols = graph.row[pair], graph.col[pair]
+    """Per-gene terms of one edge's gene-space CBDir, and the boundary cells of ``source``.
+
+    Uses the score's own neighbour pairs and velocity genes; genes outside those get 0.
+    """
+    genes = velocity_gene_mask(adata, "velocity")
+    velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)[:, genes]
+    position = np.asarray(adata.layers["Ms"], dtype=np.float64)[:, genes]
+    rows, cols = _neighbor_pairs(adata, None)
     boundary = (labels[rows] == source) & (labels[cols] == target)
     rows, cols = rows[boundary], cols[boundary]
     displacement = position[cols] - position[rows]
@@ -55,7 +55,9 @@ def gene_terms(
     cells, inverse, counts = np.unique(rows, return_inverse=True, return_counts=True)
     per_cell = np.zeros((len(cells), velocity.shape[1]))
     np.add.at(per_cell, inverse, terms)
-    return (per_cell / counts[:, None]).mean(axis=0), cells
+    out = np.zeros(adata.n_vars)
+    out[genes] = (per_cell / counts[:, None]).mean(axis=0)
+    return out, cells
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -94,14 +96,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     labels = adata.obs[CLUSTER_KEY].astype(str).to_numpy()
     velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)
-    position = np.asarray(adata.layers["Ms"], dtype=np.float64)
     fit_t = np.asarray(adata.layers["fit_t"])
     genes = adata.var_names.to_numpy()
     report = []
     for source, target in edges:
-        terms, cells = gene_terms(
-            velocity, position, labels, adata.obsp["connectivities"], source, target
-        )
+        terms, cells = gene_terms(adata, labels, source, target)
         total = float(terms.sum())
         if not np.isclose(total, scores[source, target], atol=1e-8):
             msg = f"gene terms add up to {total}, CBDir is {scores[source, target]}"
