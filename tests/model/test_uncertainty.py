@@ -16,6 +16,7 @@ from scipy import sparse
 from scipy.stats import spearmanr
 
 import revelo
+import revelo.model._uncertainty as uncertainty_module
 from revelo._constants import REGISTRY_KEYS
 from revelo.model._uncertainty import _cosine_statistics, _permute_within_groups
 
@@ -142,6 +143,27 @@ def test_directional_uncertainty_is_seeded_and_covers_all_cells(model):
     assert list(first.index) == list(model.adata.obs_names)
     assert np.isfinite(first.to_numpy()).all()
     assert first["directional_variance"].max() > 0
+
+
+def test_default_minibatch_keeps_the_draws_within_budget(model, monkeypatch):
+    # Shrink the budget so that 200 cells need several minibatches: each stack of draws
+    # stays within it and every cell gets its statistics.
+    budget = 30 * 5 * model.summary_stats.n_vars
+    monkeypatch.setattr(uncertainty_module, "_DRAW_ELEMENTS", budget)
+    sizes = []
+    draws = type(model)._draws
+
+    def recording(self, batches, key, n_samples):
+        for stack in draws(self, batches, key, n_samples):
+            sizes.append(stack.numel())
+            yield stack
+
+    monkeypatch.setattr(type(model), "_draws", recording)
+    result = model.get_directional_uncertainty(n_samples=5)
+    assert len(sizes) == -(-model.adata.n_obs // 30)
+    assert max(sizes) <= budget
+    assert list(result.index) == list(model.adata.obs_names)
+    assert np.isfinite(result.to_numpy()).all()
 
 
 def _widen_posterior(model, monkeypatch, shift: float) -> None:

@@ -20,8 +20,9 @@ from ._docs import query_docs
 if TYPE_CHECKING:
     from scipy import sparse
 
-# Floats in one minibatch's stack of posterior draws when no batch size is given (128 MiB).
-_DRAW_ELEMENTS = 2**25
+# Floats in one minibatch's stack of posterior draws when no batch size is given (16 MiB);
+# the statistics take a few float64 copies of it.
+_DRAW_ELEMENTS = 2**22
 _STATISTICS = (
     "variance",
     "difference",
@@ -170,7 +171,7 @@ class UncertaintyMixin:
         gene_list
             Genes whose velocities enter the cosines; all by default.
         batch_size
-            Cells per minibatch; by default as many as keep the draws near 128 MiB.
+            Cells per minibatch; by default as many as keep the draws near 16 MiB.
 
         Returns
         -------
