@@ -213,13 +213,21 @@ def model_accepts(model_cls, name: str) -> bool:
 
 
 def run_revelo(
-    adata: AnnData, *, seed: int, max_epochs: int | None = None, likelihood: str | None = None
+    adata: AnnData,
+    *,
+    seed: int,
+    max_epochs: int | None = None,
+    likelihood: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    train_kwargs: dict[str, Any] | None = None,
 ) -> MethodResult:
-    """Train REVELO with its defaults and read its outputs.
+    """Train REVELO (with its defaults unless told otherwise) and read its outputs.
 
     The Gaussian likelihood (the default) reads ``Ms``/``Mu``; ``"poisson"`` and ``"nb"`` read
     the raw ``spliced``/``unspliced`` counts of the same cells and genes. On a simulation,
     where library size follows time rather than sequencing depth, every size factor is 1.
+    ``model_kwargs`` go to ``REVELO(...)`` and ``train_kwargs`` to ``model.train(...)``, to
+    measure a variant of the model.
     """
     import revelo
 
@@ -229,7 +237,9 @@ def run_revelo(
     counts = likelihood not in (None, "gaussian")
     work = adata.copy()
     revelo.settings.seed = seed
-    model_kwargs = {} if likelihood is None else {"likelihood": likelihood}
+    model_kwargs = dict(model_kwargs or {})
+    if likelihood is not None:
+        model_kwargs["likelihood"] = likelihood
     setup: dict[str, Any] = {}
     if counts:
         setup = {"spliced_layer": "spliced", "unspliced_layer": "unspliced"}
@@ -240,7 +250,12 @@ def run_revelo(
         revelo.REVELO.setup_anndata(work, **setup)
         model = revelo.REVELO(work, **model_kwargs)
         with measure() as train:
-            model.train(max_epochs=max_epochs, accelerator="cpu", enable_progress_bar=False)
+            model.train(
+                max_epochs=max_epochs,
+                accelerator="cpu",
+                enable_progress_bar=False,
+                **(train_kwargs or {}),
+            )
         model.add_outputs(work, n_samples=N_POSTERIOR_SAMPLES)
     genes = work.var["velocity_genes"].to_numpy(dtype=bool)
     return MethodResult(
@@ -428,8 +443,14 @@ def run_method(
     max_epochs: int | None = None,
     likelihood: str | None = None,
     scvelo_latent_time: bool = False,
+    revelo_model: dict[str, Any] | None = None,
+    revelo_train: dict[str, Any] | None = None,
 ) -> MethodResult:
-    """Run ``method`` on a copy of ``adata``; the options go to the methods that have them."""
+    """Run ``method`` on a copy of ``adata``; the options go to the methods that have them.
+
+    ``revelo_model`` and ``revelo_train`` are keyword arguments for ``REVELO(...)`` and
+    ``REVELO.train(...)`` in every revelo method.
+    """
     if method not in RUNNERS:
         msg = f"Unknown method {method!r}; choose from {list(RUNNERS)}."
         raise ValueError(msg)
@@ -438,6 +459,9 @@ def run_method(
         kwargs["max_epochs"] = max_epochs
     if method == "revelo":
         kwargs["likelihood"] = likelihood
+    if method.startswith("revelo"):
+        kwargs["model_kwargs"] = revelo_model
+        kwargs["train_kwargs"] = revelo_train
     if method == "scvelo_dynamical":
         kwargs["scvelo_latent_time"] = scvelo_latent_time
     with warnings.catch_warnings():

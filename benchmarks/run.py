@@ -4,6 +4,8 @@ Run from the repository root::
 
     python -m benchmarks.run --dataset pancreas --seeds 0 1 2
     python -m benchmarks.run --dataset dentategyrus --methods revelo velovi --seeds 0 --markdown
+    python -m benchmarks.run --dataset pancreas --methods revelo \
+        --revelo-model '{"n_latent": 20}' --out benchmarks/results/n_latent20
 
 The data set is preprocessed once with :func:`revelo.pp.preprocess` (scVelo-style settings:
 2,000 highly variable genes, 30 PCs, 30 neighbours, UMAP seed 0; simulations without per-cell
@@ -12,7 +14,9 @@ on that same AnnData, on the CPU with one thread, each run in a fresh process (s
 peak memory is its own), and is scored with revelo's tools: training time, seconds per epoch,
 peak memory, cross-boundary direction correctness in gene space and on the UMAP (per edge and
 mean), in-cluster coherence, velocity consistency, and on simulations the accuracy against the
-truth. Seeded methods run once per seed; scVelo's deterministic methods run once. The table
+truth. Seeded methods run once per seed; scVelo's deterministic methods run once.
+``--revelo-model`` and ``--revelo-train`` (JSON objects) pass keyword arguments to
+``REVELO(...)`` and ``REVELO.train(...)``, to measure a variant of the model. The table
 shows mean ± standard deviation over seeds; ``benchmarks/results/<dataset>.json`` holds every
 run and the summary.
 """
@@ -176,6 +180,8 @@ def run_job(path: str, method: str, seed: int, options: dict[str, Any]) -> dict[
         seed=seed,
         max_epochs=options["max_epochs"],
         likelihood=options["likelihood"],
+        revelo_model=options.get("revelo_model"),
+        revelo_train=options.get("revelo_train"),
     )
     add_result(adata, result)
     metrics = evaluate(
@@ -216,6 +222,19 @@ def run_all(path: Path, jobs: list[tuple[str, int]], options: dict, *, isolate: 
 # ---------------------------------------------------------------------------- main
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """Parse a command-line JSON object (keyword arguments)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        msg = f"not valid JSON ({error}); write it like '{{\"n_latent\": 20}}'"
+        raise argparse.ArgumentTypeError(msg) from error
+    if not isinstance(value, dict):
+        msg = f"expected a JSON object of keyword arguments, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=DATASETS, required=True)
@@ -231,6 +250,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=None,
         help="revelo's likelihoods to run side by side (revelo, revelo_poisson, revelo_nb); "
         "the count ones read the raw counts of the same cells and genes",
+    )
+    parser.add_argument(
+        "--revelo-model",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="keyword arguments for REVELO(...), e.g. '{\"n_latent\": 20}', to measure a variant",
+    )
+    parser.add_argument(
+        "--revelo-train",
+        type=_json_object,
+        default=None,
+        metavar="JSON",
+        help="keyword arguments for REVELO.train(...), e.g. '{\"kl_weight\": 3}'",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results", help="folder for <dataset>.json")
@@ -256,6 +289,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "max_epochs": args.max_epochs,
         "likelihood": None,
         "edges": edges,
+        "revelo_model": args.revelo_model,
+        "revelo_train": args.revelo_train,
     }
     methods = list(args.methods)
     if args.likelihood and "revelo" in methods:
