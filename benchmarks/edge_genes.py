@@ -11,8 +11,11 @@ over genes of ``v_ig d_ijg / (|v_i| |d_ij|)``, and the terms are averaged like t
 each cell's pairs, then over cells), so they add up to it exactly (checked). For the genes that
 pull each edge down the most, it prints the mean fitted time, velocity and most frequent
 kinetic state of the boundary cells of the source cluster, and of the target cluster's cells.
-A figure shows the velocity stream on the UMAP and the phase portraits of the worst genes of
-the weakest edge (or of ``--figure-edge SOURCE TARGET``). Writes
+For the UMAP arrows it also prints where the boundary cells' transition probabilities (those
+:func:`revelo.tl.velocity_embedding` averages the displacements with) go, by cluster, next to
+each cluster's share of the transitions' support: a cluster that the velocities favour gets
+more mass than support. A figure shows the velocity stream on the UMAP and the phase portraits
+of the worst genes of the weakest edge (or of ``--figure-edge SOURCE TARGET``). Writes
 ``benchmarks/results/edge_genes_<dataset>.json`` and ``.png``.
 """
 
@@ -27,6 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import revelo
+from revelo.tl._embedding import _transition_matrix
 from revelo.tl._metrics import _neighbor_pairs
 from revelo.tl._utils import velocity_gene_mask
 
@@ -58,6 +62,26 @@ def gene_terms(
     out = np.zeros(adata.n_vars)
     out[genes] = (per_cell / counts[:, None]).mean(axis=0)
     return out, cells
+
+
+def transition_mass(
+    transitions, labels: np.ndarray, cells: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Mean transition mass from ``cells`` to each cluster, and the cluster's share of support.
+
+    ``transitions`` are the row-normalised weights of the UMAP projection (negative for
+    neighbours the velocity points away from), so a row's masses add up to at most 1.
+    """
+    rows = transitions[cells]
+    support = (rows != 0).astype(np.float64)
+    out = {}
+    for cluster in np.unique(labels):
+        members = labels == cluster
+        out[str(cluster)] = {
+            "mass": float(rows[:, members].sum() / len(cells)),
+            "support": float(support[:, members].sum() / support.sum()),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -93,6 +117,12 @@ def main(argv: list[str] | None = None) -> dict:
         scores = revelo.tl.cross_boundary_correctness(
             adata, cluster_key=CLUSTER_KEY, edges=edges
         ).scores
+        revelo.tl.velocity_graph(adata, device="cpu")
+        revelo.tl.velocity_embedding(adata, basis="umap")
+        umap_scores = revelo.tl.cross_boundary_correctness(
+            adata, cluster_key=CLUSTER_KEY, edges=edges, basis="umap"
+        ).scores
+    transitions = _transition_matrix(adata, "velocity", 10.0)
 
     labels = adata.obs[CLUSTER_KEY].astype(str).to_numpy()
     velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)
@@ -120,14 +150,17 @@ def main(argv: list[str] | None = None) -> dict:
                 }
             rows.append(row)
         negative = float(terms[terms < 0].sum())
+        mass = transition_mass(transitions, labels, cells)
         report.append(
             {
                 "edge": [source, target],
                 "cbdir_gene": total,
+                "cbdir_umap": float(umap_scores[source, target]),
                 "boundary_cells": len(cells),
                 "negative_terms": negative,
                 "positive_terms": float(terms[terms > 0].sum()),
                 "worst_genes": rows,
+                "transition_mass": mass,
             }
         )
         print(
@@ -145,6 +178,14 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{tgt['time']:5.1f} "
                 f"{tgt['velocity']:+.3f} {tgt['state']} ({tgt['state_share']:.0%})"
             )
+        shown = sorted(mass, key=lambda name: -abs(mass[name]["mass"]))[:4]
+        print(
+            f"  UMAP CBDir {umap_scores[source, target]:.3f}; transition mass (support) "
+            "of the boundary cells: "
+            + ", ".join(
+                f"{name} {mass[name]['mass']:.2f} ({mass[name]['support']:.2f})" for name in shown
+            )
+        )
 
     if args.figure_edge is None:
         weakest = min(report, key=lambda entry: entry["cbdir_gene"])
