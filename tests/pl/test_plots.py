@@ -301,6 +301,11 @@ def test_phase_several_genes_categorical(adata, tmp_path):
     expected = np.array([colors[code] for code in adata.obs["clusters"].cat.codes])
     np.testing.assert_allclose(_cells(axes[0]).get_facecolors()[:, :3], expected)
     assert [t.get_text() for t in axes[-1].get_legend().get_texts()] == ["A", "B", "C"]
+    # an incomplete last row: the legend goes beside the top row's last panel, at the right
+    axes = revelo.pl.phase_portrait(
+        adata, ["gene1", "gene2", "gene3"], color="clusters", ncols=2, show=False
+    )
+    assert [ax.get_legend() is not None for ax in axes] == [False, True, False]
     path = tmp_path / "phase.pdf"
     fig = revelo.pl.phase_portrait(adata, ["gene1", "gene2"], save=path, return_fig=True)
     assert isinstance(fig, Figure) and path.exists()

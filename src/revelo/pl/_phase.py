@@ -235,7 +235,8 @@ def phase_portrait(
         Panel titles; defaults to the gene names.
     legend_loc
         Location of the legend for categorical colours: ``"right margin"``, any matplotlib
-        legend location, or `None` for no legend. It is drawn on the last panel.
+        legend location, or `None` for no legend. It is drawn on the last panel, or on the
+        top row's last one when a new figure's last row is not full.
     %(figsize)s
     ax
         One axes per gene to draw on; a new figure is made when `None`.
@@ -296,8 +297,12 @@ def phase_portrait(
         panel.spines[["top", "right"]].set_visible(False)
 
     if categorical and legend_loc is not None:
+        # When a new grid's last row is not full, its last panel is not at the figure's right
+        # edge and a legend beside it would open a gap: use the top row's last panel then.
+        incomplete = ax is None and len(axes) % min(ncols, len(axes)) != 0
+        legend_ax = axes[ncols - 1] if incomplete else axes[-1]
         _add_legend(
-            axes[-1], adata.obs[color].cat.categories, category_colors(adata, color), legend_loc
+            legend_ax, adata.obs[color].cat.categories, category_colors(adata, color), legend_loc
         )
     return finish(
         fig, axes[0] if len(axes) == 1 else axes, show=show, save=save, return_fig=return_fig
