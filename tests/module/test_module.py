@@ -8,6 +8,7 @@ import torch
 
 from revelo._constants import REGISTRY_KEYS
 from revelo.module import REVELOVAE, induction, repression
+from revelo.module._module import uniform_clock_penalty
 
 
 @pytest.fixture
@@ -127,3 +128,62 @@ def test_state_anchoring_by_hand(margin):
     if margin > 0:
         # A cell on the line is not pulled toward either side; one far off it is.
         assert abs(side[0, 0].item()) < 1e-4 < abs(side[0, 1].item())
+
+
+def test_uniform_clock_penalty_by_hand():
+    # Two values: the slices of [0, 1] have midpoints 0.25 and 0.75, whatever the order.
+    penalty = uniform_clock_penalty(torch.tensor([0.9, 0.1]))
+    torch.testing.assert_close(penalty, torch.tensor(0.15**2))
+    # Evenly spread values cost nothing; the same number bunched together costs (i/n − c)².
+    n = 8
+    grid = (torch.arange(n) + 0.5) / n
+    assert uniform_clock_penalty(grid.flip(0)).item() == pytest.approx(0.0, abs=1e-12)
+    bunched = torch.full((n,), 0.9)
+    expected = ((grid - 0.9) ** 2).mean()
+    torch.testing.assert_close(uniform_clock_penalty(bunched), expected)
+
+
+def _shared_module(**kwargs):
+    torch.manual_seed(0)
+    return REVELOVAE(6, n_hidden=16, n_latent=3, time_mode="shared", **kwargs)
+
+
+def test_shared_clock_loss_adds_the_uniform_penalty():
+    tensors = _tensors()
+    losses = {}
+    for weight in (0.0, 2.0):
+        module = _shared_module(clock_uniform_weight=weight).eval()
+        torch.manual_seed(5)
+        _, generative, loss = module(tensors)
+        losses[weight] = loss.loss
+    clock = generative["cell_time"] / module.t_max
+    expected = 2.0 * 6 * uniform_clock_penalty(clock)
+    torch.testing.assert_close(losses[2.0] - losses[0.0], expected)
+
+
+def test_shared_clock_decides_the_side_of_the_switch():
+    module = _shared_module().eval()
+    # Switch times spread over the axis, so some genes are before and some after the clock.
+    with torch.no_grad():
+        module.switch_raw.copy_(torch.logit(torch.linspace(0.1, 0.9, 6)))
+    tensors = _tensors(n_cells=40)
+    with torch.no_grad():
+        fit = module.posterior_fit(tensors["X"], tensors["U"], use_mean=True)
+        generative = module.generative(module.inference(tensors["X"], tensors["U"])["qzm"])
+        log_joint = module.state_log_joint(tensors["X"], tensors["U"], generative)
+    before = fit["time"] < module.switch_time()
+    assert before.any() and (~before).any()
+    probs = fit["state_probs"]
+    # No mass on the other side of the switch; within a side, the data's responsibilities.
+    assert torch.all(probs[..., 2:].sum(-1)[before] == 0)
+    assert torch.all(probs[..., :2].sum(-1)[~before] == 0)
+    torch.testing.assert_close(probs.sum(-1), torch.ones_like(fit["time"]))
+    within = torch.where(
+        before.unsqueeze(-1),
+        torch.softmax(log_joint[..., :2], -1).repeat(1, 1, 2) * torch.tensor([1, 1, 0, 0]),
+        torch.softmax(log_joint[..., 2:], -1).repeat(1, 1, 2) * torch.tensor([0, 0, 1, 1]),
+    )
+    torch.testing.assert_close(probs, within)
+    torch.testing.assert_close(fit["velocity"], (within * generative["velocity_s"]).sum(-1))
+    # The reported likelihood is still that of the whole mixture.
+    torch.testing.assert_close(fit["log_likelihood"], torch.logsumexp(log_joint, -1))

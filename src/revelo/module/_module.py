@@ -81,6 +81,27 @@ class REVELOVAE(BaseModuleClass):
     steady_scale_factor
         Noise scale of the repression steady state (u = s = 0) relative to the other states
         (Gaussian likelihood).
+    time_mode
+        ``"gene"``: each gene places the cell freely on its own trajectory (VeloVI's).
+        ``"shared"``: one clock per cell, which each gene may run ahead of or behind by at most
+        ``gene_time_spread × t_max``; a gene's state then follows the clock's side of its
+        switch in :meth:`posterior_fit` (induction or its steady state before the switch,
+        repression or the off state after it).
+    gene_time_spread
+        Shared clock: the largest deviation of a gene's time from the cell's clock, as a
+        fraction of ``t_max``.
+    noise_init
+        Initial noise scale of u and s (Gaussian likelihood).
+    time_prior_weight
+        Shared clock: weight of the pull toward the registered initial ordering of the cells;
+        it fades out with the KL warm-up, as ``(1 − kl_weight)``.
+    clock_uniform_weight
+        Shared clock: weight (per gene) of the squared 2-Wasserstein distance between each
+        minibatch's clock values and a uniform spread over ``[0, t_max]``
+        (:func:`uniform_clock_penalty`). Without it the clocks of all cells collapse into a short
+        stretch of the axis, where each gene's deviation does the work of the clock.
+    learn_unspliced_scaling
+        Learn the per-gene factor from kinetic to observed unspliced (otherwise fixed at 1).
     steady_state_ratio, residual_scale
         Per-gene slope γ′ of the steady-state line u = γ′s of the data and the spread of the
         residual u − γ′s; together they define the state anchoring (none when ``None``).
@@ -139,6 +160,7 @@ class REVELOVAE(BaseModuleClass):
         gene_time_spread: float = 0.1,
         noise_init: float = 0.1,
         time_prior_weight: float = 1.0,
+        clock_uniform_weight: float = 30.0,
         learn_unspliced_scaling: bool = True,
         steady_state_ratio: np.ndarray | None = None,
         residual_scale: np.ndarray | None = None,
@@ -165,6 +187,7 @@ class REVELOVAE(BaseModuleClass):
         self.time_mode = time_mode
         self.gene_time_spread = gene_time_spread
         self.time_prior_weight = time_prior_weight
+        self.clock_uniform_weight = clock_uniform_weight
 
         self.alpha_raw = _gene_parameter(alpha_init, 1.0, n_genes)
         self.beta_raw = _gene_parameter(beta_init, 1.0, n_genes)
@@ -614,6 +637,10 @@ class REVELOVAE(BaseModuleClass):
                 loss
                 + self.time_prior_weight * (1.0 - kl_weight) * self.n_genes * gap.square().mean()
             )
+        if self.time_mode == "shared" and self.clock_uniform_weight > 0:
+            # Keep the cells' clocks spread over the whole axis.
+            clock = generative_outputs["cell_time"] / self.t_max
+            loss = loss + self.clock_uniform_weight * self.n_genes * uniform_clock_penalty(clock)
         if self.steady_state_ratio is not None and self.state_prior_weight > 0:
             # While the KL warms up, pull the decoder's states toward the side of the
             # steady-state line that each cell lies on, so no gene settles into a fit whose
@@ -638,9 +665,12 @@ class REVELOVAE(BaseModuleClass):
         """Per-cell, per-gene fit for one posterior draw of z (or its mean).
 
         State probabilities are the posterior responsibilities given the observed (u, s), and
-        every returned quantity is their weighted mean over the four states. Velocities are in
-        the kinetic units (the reference batch's); ``fit_u`` and ``fit_s`` include the cell's
-        covariate factors, so they overlay the cell's (scaled) observations.
+        every returned quantity is their weighted mean over the four states. With the shared
+        clock, a gene whose time is before its switch can only be in induction or its steady
+        state and one after it only in repression or the off state, the responsibilities
+        renormalised over those two; ``log_likelihood`` stays that of the whole mixture.
+        Velocities are in the kinetic units (the reference batch's); ``fit_u`` and ``fit_s``
+        include the cell's covariate factors, so they overlay the cell's (scaled) observations.
 
         Returns
         -------
@@ -652,7 +682,12 @@ class REVELOVAE(BaseModuleClass):
         generative = self.generative(z, covariates)
         log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
         log_lik = torch.logsumexp(log_joint, dim=-1)
-        probs = torch.exp(log_joint - log_lik.unsqueeze(-1))
+        if self.time_mode == "shared":
+            # The clock decides the side of each gene's switch; the data the state within it.
+            before = generative["time"][..., 0] < self.switch_time()
+            side = torch.stack((before, before, ~before, ~before), dim=-1)
+            log_joint = log_joint.masked_fill(~side, float("-inf"))
+        probs = torch.softmax(log_joint, dim=-1)
 
         def expected(key: str) -> torch.Tensor:
             return (probs * generative[key]).sum(-1)
@@ -675,6 +710,20 @@ class REVELOVAE(BaseModuleClass):
     def sample(self, *args, **kwargs):
         """Sampling new cells is not part of this model."""
         raise NotImplementedError("REVELOVAE does not generate new cells.")
+
+
+def uniform_clock_penalty(clock: torch.Tensor) -> torch.Tensor:
+    """Squared 2-Wasserstein distance from the clock values to a uniform spread on [0, 1].
+
+    The ``n`` values (all entries of ``clock``, fractions of the time axis) are sorted and
+    compared with the midpoints ``(i + 0.5) / n`` of ``n`` equal slices of [0, 1], the optimal
+    coupling in one dimension: the penalty is the mean squared gap. It is 0 for evenly spread
+    values and grows as they bunch up.
+    """
+    ordered, _ = torch.sort(clock.reshape(-1))
+    n = ordered.shape[0]
+    grid = (torch.arange(n, device=ordered.device, dtype=ordered.dtype) + 0.5) / n
+    return (ordered - grid).square().mean()
 
 
 def covariates_of(
