@@ -519,7 +519,43 @@ def evaluate(
             out.update(_graph_metrics(adata, vkey, cluster_key, edges, basis))
     if true_key is not None:
         out.update(_truth_metrics(adata, method, vkey, true_key))
+    elif cluster_key is not None and edges:
+        out.update(_stage_metrics(adata, method, cluster_key, edges))
     return {key: _finite(value) for key, value in out.items()}
+
+
+def edge_stages(edges: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Each cluster's stage along the known transitions.
+
+    0 for a cluster that no edge enters, otherwise one more than the latest of the clusters
+    with an edge into it (pancreas: Ductal 0, Ngn3 low EP 1, Ngn3 high EP 2, Pre-endocrine 3,
+    the four endocrine types 4).
+    """
+    stages = {cluster: 0 for edge in edges for cluster in edge}
+    for _ in range(len(stages)):  # a longest path visits each cluster at most once
+        for source, target in edges:
+            stages[target] = max(stages[target], stages[source] + 1)
+    return stages
+
+
+def _stage_metrics(
+    adata: AnnData, method: str, cluster_key: str, edges: Sequence[tuple[str, str]]
+) -> dict[str, Any]:
+    """Spearman correlation of the method's shared time with the clusters' stages.
+
+    Without a true time, the known transitions still order the clusters (:func:`edge_stages`);
+    cells of clusters outside the edges are left out.
+    """
+    from scipy.stats import spearmanr
+
+    column = f"latent_time_{method}"
+    if column not in adata.obs:
+        return {}
+    stages = edge_stages(edges)
+    stage = adata.obs[cluster_key].astype(str).map(stages).to_numpy(dtype=np.float64)
+    time = adata.obs[column].to_numpy(dtype=np.float64)
+    cells = np.isfinite(stage) & np.isfinite(time)
+    return {"stage_time_spearman": float(spearmanr(time[cells], stage[cells])[0])}
 
 
 def _graph_metrics(

@@ -13,8 +13,10 @@ normalisation and with every gene) and cached in ``benchmarks/cache/``. Every me
 on that same AnnData, on the CPU with one thread, each run in a fresh process (so that its
 peak memory is its own), and is scored with revelo's tools: training time, seconds per epoch,
 peak memory, cross-boundary direction correctness in gene space and on the UMAP (per edge and
-mean), in-cluster coherence, velocity consistency, and on simulations the accuracy against the
-truth. Seeded methods run once per seed; scVelo's deterministic methods run once.
+mean), in-cluster coherence, velocity consistency, the Spearman correlation of each method's
+shared time with the clusters' stages along the known transitions (``time ρ (stage)``), and on
+simulations the accuracy against the truth. Seeded methods run once per seed; scVelo's
+deterministic methods run once.
 ``--revelo-model`` and ``--revelo-train`` (JSON objects) pass keyword arguments to
 ``REVELO(...)`` and ``REVELO.train(...)``, to measure a variant of the model. The table
 shows mean ± standard deviation over seeds; ``benchmarks/results/<dataset>.json`` holds every
@@ -93,6 +95,7 @@ COLUMNS = (
     ("cbdir_umap", "CBDir UMAP"),
     ("iccoh_gene", "ICCoh gene"),
     ("consistency_gene", "consistency"),
+    ("stage_time_spearman", "time ρ (stage)"),
 )
 TRUTH_COLUMNS = (
     ("sign_agreement", "sign agr."),
