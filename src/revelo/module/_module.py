@@ -97,9 +97,9 @@ class REVELOVAE(BaseModuleClass):
         it fades out with the KL warm-up, as ``(1 − kl_weight)``.
     clock_uniform_weight
         Shared clock: weight (per gene) of the squared 2-Wasserstein distance between each
-        minibatch's clock values and a uniform spread over ``[0, t_max]``
-        (:func:`uniform_clock_penalty`). Without it the clocks of all cells collapse into a short
-        stretch of the axis, where each gene's deviation does the work of the clock.
+        minibatch's clock values and a uniform spread over ``[0, t_max]``. Without it the clocks
+        of all cells collapse into a short stretch of the axis, where each gene's deviation
+        does the work of the clock.
     learn_unspliced_scaling
         Learn the per-gene factor from kinetic to observed unspliced (otherwise fixed at 1).
     steady_state_ratio, residual_scale
