@@ -73,6 +73,28 @@ def test_velocity_is_the_time_derivative_of_the_fitted_trajectory(module):
         assert torch.all(out["velocity_s"][..., (1, 3)] == 0)
 
 
+def test_each_state_sits_on_the_trajectory_at_its_time(module):
+    # Induction, repression and the off state report the time at which the closed-form
+    # trajectory passes through their expected (u, s); the off state (0, 0) is where
+    # induction starts, at t = 0, which repression only approaches.
+    with torch.no_grad():
+        out = module.generative(torch.randn(4, 3))
+        alpha, beta, gamma = module.rates()
+        t_switch = module.switch_time()
+        c = module.unspliced_scaling()
+        time = out["time"]
+        assert torch.all(time[..., 3] == 0)
+        torch.testing.assert_close(time[..., 1], t_switch.expand_as(time[..., 1]))
+        for k in (0, 3):
+            u, s = induction(alpha, beta, gamma, time[..., k])
+            torch.testing.assert_close(out["mean_u"][..., k], c * u)
+            torch.testing.assert_close(out["mean_s"][..., k], s)
+        u_sw, s_sw = induction(alpha, beta, gamma, t_switch)
+        u, s = repression(u_sw, s_sw, beta, gamma, time[..., 2] - t_switch)
+        torch.testing.assert_close(out["mean_u"][..., 2], c * u)
+        torch.testing.assert_close(out["mean_s"][..., 2], s)
+
+
 def test_state_log_joint_is_a_normalized_mixture(module):
     tensors = _tensors()
     with torch.no_grad():

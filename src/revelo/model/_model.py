@@ -655,9 +655,11 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
     ) -> np.ndarray | pd.DataFrame:
         """Per-gene latent time of each cell on [0, t_max], cells × genes.
 
-        The time a cell's state implies (induction: t_switch·ρ; repression: t_switch plus
-        the elapsed repression; steady states: t_switch and t_max), weighted by the posterior
-        state probabilities and averaged over ``n_samples`` posterior draws.
+        The time a cell's state implies (induction: t_switch·ρ; induction steady state:
+        t_switch; repression: t_switch plus the elapsed repression; off state: 0, where the
+        induction curve starts), weighted by the posterior state probabilities and averaged
+        over ``n_samples`` posterior draws. With ``time_mode="shared"`` every state takes the
+        gene's time on the shared clock.
 
         Parameters
         ----------

@@ -497,12 +497,13 @@ class REVELOVAE(BaseModuleClass):
             (u_induction, alpha / beta * ones, u_repression, zeros), dim=-1
         )
         mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
-        # Time on the axis [0, t_max] that each state places the cell at.
+        # Time on the axis [0, t_max] that each state places the cell at. The off state
+        # (0, 0) is where induction starts at t = 0; repression only tends to it.
         if gene_time is not None:
             time = gene_time.unsqueeze(-1).expand(*gene_time.shape, 4)
         else:
             time = torch.stack(
-                (t_induction, t_switch * ones, t_switch + t_repression, self.t_max * ones), dim=-1
+                (t_induction, t_switch * ones, t_switch + t_repression, zeros), dim=-1
             )
         velocity_u = scaling.unsqueeze(-1) * torch.stack(
             (alpha - beta * u_induction, zeros, -beta * u_repression, zeros), dim=-1
