@@ -121,6 +121,25 @@ def test_posterior_fit_weights_states_by_responsibility(module):
     torch.testing.assert_close(fit["log_likelihood"], torch.logsumexp(log_joint, -1))
 
 
+def test_posterior_time_leaves_out_the_off_state(module):
+    # Cells at (0, 0) are mostly in the off state; their time comes from the other three
+    # states' responsibilities, renormalised, not from the off state's own time.
+    tensors = _tensors()
+    spliced, unspliced = tensors["X"].clone(), tensors["U"].clone()
+    spliced[:2], unspliced[:2] = 0.0, 0.0
+    with torch.no_grad():
+        fit = module.posterior_fit(spliced, unspliced, use_mean=True)
+        generative = module.generative(module.inference(spliced, unspliced)["qzm"])
+        log_joint = module.state_log_joint(spliced, unspliced, generative)
+    probs = torch.softmax(log_joint.double(), -1)
+    assert (probs[:2, :, 3] > 0.5).float().mean() > 0.5  # the off state dominates there
+    kept = probs[..., :3] / probs[..., :3].sum(-1, keepdim=True)
+    expected = (kept * generative["time"][..., :3].double()).sum(-1)
+    torch.testing.assert_close(fit["time"].double(), expected, rtol=1e-4, atol=1e-4)
+    with_off = (probs * generative["time"].double()).sum(-1)
+    assert (fit["time"][:2].double() - with_off[:2]).abs().max() > 0.1
+
+
 @pytest.mark.parametrize("margin", [0.0, 1.5])
 def test_state_anchoring_by_hand(margin):
     """Side log-probabilities against a hand computation, and the margin around the line."""

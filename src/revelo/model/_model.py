@@ -656,10 +656,12 @@ class REVELO(EvidenceMixin, UncertaintyMixin, VAEMixin, UnsupervisedTrainingMixi
         """Per-gene latent time of each cell on [0, t_max], cells × genes.
 
         The time a cell's state implies (induction: t_switch·ρ; induction steady state:
-        t_switch; repression: t_switch plus the elapsed repression; off state: 0, where the
-        induction curve starts), weighted by the posterior state probabilities and averaged
-        over ``n_samples`` posterior draws. With ``time_mode="shared"`` every state takes the
-        gene's time on the shared clock.
+        t_switch; repression: t_switch plus the elapsed repression), weighted by the posterior
+        probabilities of these three states and averaged over ``n_samples`` posterior draws.
+        The off state, (u, s) = (0, 0), is left out: it is where induction starts and where
+        repression ends, so a cell there may be early or late, and the other states'
+        responsibilities decide. With ``time_mode="shared"`` every state takes the gene's time
+        on the shared clock.
 
         Parameters
         ----------

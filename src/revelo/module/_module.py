@@ -498,7 +498,8 @@ class REVELOVAE(BaseModuleClass):
         )
         mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
         # Time on the axis [0, t_max] that each state places the cell at. The off state
-        # (0, 0) is where induction starts at t = 0; repression only tends to it.
+        # (0, 0) is where induction starts at t = 0; repression only tends to it. The
+        # read-out (posterior_fit) leaves it out: a cell there may be early or late.
         if gene_time is not None:
             time = gene_time.unsqueeze(-1).expand(*gene_time.shape, 4)
         else:
@@ -666,7 +667,10 @@ class REVELOVAE(BaseModuleClass):
         """Per-cell, per-gene fit for one posterior draw of z (or its mean).
 
         State probabilities are the posterior responsibilities given the observed (u, s), and
-        every returned quantity is their weighted mean over the four states. With the shared
+        every returned quantity but the time is their weighted mean over the four states. The
+        off state (0, 0) is both where induction starts and where repression ends, so it says
+        nothing of a cell's time: ``time`` is the mean over the other three states, with their
+        responsibilities renormalised. With the shared
         clock, a gene whose time is before its switch can only be in induction or its steady
         state and one after it only in repression or the off state, the responsibilities
         renormalised over those two; ``log_likelihood`` stays that of the whole mixture.
@@ -689,6 +693,7 @@ class REVELOVAE(BaseModuleClass):
             side = torch.stack((before, before, ~before, ~before), dim=-1)
             log_joint = log_joint.masked_fill(~side, float("-inf"))
         probs = torch.softmax(log_joint, dim=-1)
+        timed = torch.softmax(log_joint[..., :3], dim=-1)
 
         def expected(key: str) -> torch.Tensor:
             return (probs * generative[key]).sum(-1)
@@ -700,7 +705,7 @@ class REVELOVAE(BaseModuleClass):
             fit_s = fit_s * torch.exp(log_scale[..., 1, :])
         return {
             "state_probs": probs,
-            "time": expected("time"),
+            "time": (timed * generative["time"][..., :3]).sum(-1),
             "fit_u": fit_u,
             "fit_s": fit_s,
             "velocity": expected("velocity_s"),
