@@ -554,9 +554,7 @@ def _stage_metrics(
         return {}
     stages = edge_stages(edges)
     adata.obs["stage"] = adata.obs[cluster_key].astype(str).map(stages).astype(np.float64)
-    times = revelo.tl.latent_time_accuracy(
-        adata, time_key=column, true_key="stage", gene_time_key=f"fit_t_{method}"
-    )
+    times = revelo.tl.latent_time_accuracy(adata, time_key=column, true_key="stage")
     return {"stage_time_spearman": times["spearman"]}
 
 

@@ -670,10 +670,10 @@ class REVELOVAE(BaseModuleClass):
         every returned quantity but the time is their weighted mean over the four states. The
         off state (0, 0) is both where induction starts and where repression ends, so it says
         nothing of a cell's time: ``time`` is the mean over the other three states, with their
-        responsibilities renormalised. With the shared
-        clock, a gene whose time is before its switch can only be in induction or its steady
-        state and one after it only in repression or the off state, the responsibilities
-        renormalised over those two; ``log_likelihood`` stays that of the whole mixture.
+        responsibilities renormalised. With the shared clock, a gene whose time is before its
+        switch can only be in induction or its steady state and one after it only in repression
+        or the off state, the responsibilities renormalised over those two; ``log_likelihood``
+        stays that of the whole mixture.
         Velocities are in the kinetic units (the reference batch's); ``fit_u`` and ``fit_s``
         include the cell's covariate factors, so they overlay the cell's (scaled) observations.
 

@@ -299,7 +299,7 @@ def phase_portrait(
     if categorical and legend_loc is not None:
         # When a new grid's last row is not full, its last panel is not at the figure's right
         # edge and a legend beside it would open a gap: use the top row's last panel then.
-        incomplete = ax is None and len(axes) % min(ncols, len(axes)) != 0
+        incomplete = ax is None and not axes[-1].get_subplotspec().is_last_col()
         legend_ax = axes[ncols - 1] if incomplete else axes[-1]
         _add_legend(
             legend_ax, adata.obs[color].cat.categories, category_colors(adata, color), legend_loc
