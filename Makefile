@@ -5,6 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= demo_out
 PYTEST_ARGS ?=
+# Real data sets of the development machine, next to the repository; revelo itself reads
+# REVELO_DATA_DIR, else its per-user cache.
+SHARED_DATA := $(abspath ../shared/data)
+DATA_ENV := $(if $(wildcard $(SHARED_DATA)),REVELO_DATA_DIR=$${REVELO_DATA_DIR:-$(SHARED_DATA)})
 
 .PHONY: demo test install lint docs bench clean
 
@@ -21,10 +25,10 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 demo: $(STAMP)
-	OMP_NUM_THREADS=1 $(VENV)/bin/revelo demo --out $(OUT)
+	$(DATA_ENV) OMP_NUM_THREADS=1 $(VENV)/bin/revelo demo --out $(OUT)
 
 test: $(STAMP)
-	OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(DATA_ENV) OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -36,7 +40,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]"
-	OMP_NUM_THREADS=1 $(PY) -m benchmarks.simulation
+	$(DATA_ENV) OMP_NUM_THREADS=1 $(PY) -m benchmarks.simulation
 
 clean:
 	rm -rf $(VENV) docs/_build $(OUT)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
-import revelo
-
 # CI machines have 2 cores; one torch thread avoids oversubscription with the data pipeline.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# The real data sets of the development machine sit in ``shared/data`` next to the repository;
+# revelo itself defaults to a per-user cache, so point it there before it is imported.
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED_DATA.is_dir():
+    os.environ.setdefault("REVELO_DATA_DIR", str(_SHARED_DATA))
+
+import revelo  # noqa: E402
 
 
 @pytest.fixture(scope="session")

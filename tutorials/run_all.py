@@ -11,8 +11,8 @@ a change to revelo that alters results, rerun them at full size and commit the o
 genes, epochs and posterior draws; the test suite runs them that way
 (``tests/test_tutorials.py``). The kernel is the ``python3`` kernel of the interpreter running
 this script. Real data sets are read from ``REVELO_DATA_DIR``, which defaults here to the
-``shared/data`` folder next to the repository when it exists (the notebooks run in
-``tutorials/``, where revelo's own default ``../shared/data`` would not find it).
+``shared/data`` folder next to the repository when it exists (revelo's own default is the
+per-user cache ``~/.cache/revelo``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,20 @@ from pathlib import Path
 
 import scvi
 
+#: Environment variable naming the data folder; it takes precedence over the default.
+DATA_DIR_VARIABLE = "REVELO_DATA_DIR"
+
+
+def default_data_dir() -> Path:
+    """The per-user cache folder for data sets: ``$XDG_CACHE_HOME/revelo`` or ``~/.cache/revelo``.
+
+    Returns
+    -------
+    The folder (it may not exist yet; the loaders create it when they download a file).
+    """
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache).expanduser() / "revelo"
+
 
 class RevelosSettings:
     """Package-wide settings, available as ``revelo.settings``.
@@ -16,9 +30,9 @@ class RevelosSettings:
     seed
         Random seed for torch, numpy and Python; setting it sets ``scvi.settings.seed``.
     data_dir
-        Folder where the data set loaders look for ``.h5ad`` files before downloading.
-        Defaults to the environment variable ``REVELO_DATA_DIR``, then ``../shared/data``
-        when that folder exists, then ``~/.cache/revelo``.
+        Folder where the data set loaders look for ``.h5ad`` files before downloading, and where
+        downloads are stored. Unless set here, the environment variable ``REVELO_DATA_DIR``
+        names it, else the per-user cache ``$XDG_CACHE_HOME/revelo`` (``~/.cache/revelo``).
     """
 
     def __init__(self) -> None:
@@ -35,16 +49,13 @@ class RevelosSettings:
 
     @property
     def data_dir(self) -> Path:
-        """Folder holding (or receiving) data set files."""
+        """Folder holding (or receiving) data set files; `None` restores the default."""
         if self._data_dir is not None:
             return self._data_dir
-        env = os.environ.get("REVELO_DATA_DIR")
+        env = os.environ.get(DATA_DIR_VARIABLE)
         if env:
-            return Path(env)
-        shared = Path("..") / "shared" / "data"
-        if shared.is_dir():
-            return shared
-        return Path.home() / ".cache" / "revelo"
+            return Path(env).expanduser()
+        return default_data_dir()
 
     @data_dir.setter
     def data_dir(self, value: str | os.PathLike | None) -> None:
