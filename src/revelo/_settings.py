@@ -1,11 +1,52 @@
-"""Global settings: random seed and where real data sets are read from."""
+"""Global settings: random seed, verbosity and where real data sets are read from."""
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from pathlib import Path
 
-import scvi
+# Libraries' informational records that say nothing a user must act on ("Seed set to 0", the
+# logger tips, "File ... already downloaded"); their warnings and errors still pass.
+CHATTY_LOGGERS = (
+    "lightning.fabric.utilities.seed",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+    "scvi.data._download",
+    "scvi.model.base._save_load",
+)
+_LEVELS = {
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+class _StderrHandler(logging.Handler):
+    """Write revelo's records to the ``sys.stderr`` of the moment (notebooks replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
+def apply_verbosity(level: int) -> None:
+    """Set revelo's logger to ``level``; let libraries' chatter through only at ``DEBUG``."""
+    logger = logging.getLogger("revelo")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        logger.addHandler(_StderrHandler())
+        logger.propagate = False
+    logger.setLevel(level)
+    chatty = logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)
+
 
 #: Environment variable naming the data folder; it takes precedence over the default.
 DATA_DIR_VARIABLE = "REVELO_DATA_DIR"
@@ -29,6 +70,11 @@ class RevelosSettings:
     ----------
     seed
         Random seed for torch, numpy and Python; setting it sets ``scvi.settings.seed``.
+    verbosity
+        How much revelo reports on ``stderr``: ``"error"``, ``"warning"``, ``"info"`` (the
+        default: progress, summaries and what preprocessing removed) or ``"debug"``, which also
+        lets lightning's and scvi-tools' informational messages through; a :mod:`logging` level
+        (e.g. ``logging.DEBUG``) works too.
     data_dir
         Folder where the data set loaders look for ``.h5ad`` files before downloading, and where
         downloads are stored. Unless set here, the environment variable ``REVELO_DATA_DIR``
@@ -37,15 +83,39 @@ class RevelosSettings:
 
     def __init__(self) -> None:
         self._data_dir: Path | None = None
+        self._verbosity = logging.INFO
+        apply_verbosity(self._verbosity)
 
     @property
     def seed(self) -> int | None:
         """Random seed shared with scvi-tools."""
+        import scvi
+
         return scvi.settings.seed
 
     @seed.setter
     def seed(self, value: int | None) -> None:
+        import scvi
+
         scvi.settings.seed = value
+
+    @property
+    def verbosity(self) -> int:
+        """The :mod:`logging` level of revelo's messages."""
+        return self._verbosity
+
+    @verbosity.setter
+    def verbosity(self, value: int | str) -> None:
+        if isinstance(value, str) and value.lower() in _LEVELS:
+            value = _LEVELS[value.lower()]
+        if isinstance(value, bool) or not isinstance(value, int):
+            msg = (
+                f"verbosity={value!r} is not a level; pass one of {sorted(_LEVELS)} or a "
+                "logging level such as logging.DEBUG."
+            )
+            raise ValueError(msg)
+        self._verbosity = value
+        apply_verbosity(value)
 
     @property
     def data_dir(self) -> Path:
@@ -62,7 +132,10 @@ class RevelosSettings:
         self._data_dir = None if value is None else Path(value)
 
     def __repr__(self) -> str:
-        return f"revelo.settings(seed={self.seed}, data_dir={str(self.data_dir)!r})"
+        return (
+            f"revelo.settings(seed={self.seed}, verbosity={logging.getLevelName(self.verbosity)!r}"
+            f", data_dir={str(self.data_dir)!r})"
+        )
 
 
 settings = RevelosSettings()

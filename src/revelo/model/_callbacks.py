@@ -1,8 +1,9 @@
-"""Lightning callbacks that keep a training run's work safe.
+"""Lightning callbacks that keep a training run's work safe and report its progress.
 
 ``StopOnNonFiniteLoss`` stops at the first NaN or infinite training loss and puts the last
 finite weights back; ``ResumableCheckpoint`` writes lightning checkpoints that ``ckpt_path``
-can resume from, random-number state included.
+can resume from, random-number state included; ``TrainingProgress`` (in ``_progress.py``)
+reports progress with the time left and a summary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from scvi.train import SaveCheckpoint
+
+from ._progress import TrainingProgress
 
 
 class NonFiniteLossError(RuntimeError):
@@ -132,7 +135,7 @@ def training_callbacks(
     enable_checkpointing: bool,
     checkpoint_dir: str | Path | None,
 ) -> list[Callback]:
-    """The user's callbacks plus revelo's: the non-finite-loss guard and, if asked, checkpoints.
+    """The user's callbacks plus revelo's: progress, the non-finite-loss guard and checkpoints.
 
     Parameters
     ----------
@@ -148,7 +151,7 @@ def training_callbacks(
     A new list; the user's list is not modified.
     """
     out = list(callbacks or [])
-    for kind in (StopOnNonFiniteLoss, RandomStateInCheckpoint):
+    for kind in (StopOnNonFiniteLoss, RandomStateInCheckpoint, TrainingProgress):
         if not any(isinstance(c, kind) for c in out):
             out.append(kind())
     if enable_checkpointing:
