@@ -8,7 +8,7 @@ import torch
 
 import revelo
 from revelo._constants import REGISTRY_KEYS
-from revelo.model import _model
+from revelo.model import _data, _model, _training
 from revelo.model._data import TensorBatches, TensorDataSplitter
 
 
@@ -67,7 +67,7 @@ def test_data_on_device_slices_the_registered_tensors_in_place(simulated, monkey
     model = revelo.REVELO(adata, n_hidden=16)
 
     registered, splitters, yielded, seen = [], [], set(), []
-    original_tensors = model._registered_tensors
+    original_tensors = _data.registered_tensors
     original_iter = TensorBatches.__iter__
     original_input = model.module._get_inference_input
 
@@ -91,8 +91,8 @@ def test_data_on_device_slices_the_registered_tensors_in_place(simulated, monkey
         seen.append(tensors[REGISTRY_KEYS.X_KEY].data_ptr())
         return original_input(tensors, *args, **kwargs)
 
-    monkeypatch.setattr(model, "_registered_tensors", record_tensors)
-    monkeypatch.setattr(_model, "TensorDataSplitter", RecordingSplitter)
+    monkeypatch.setattr(_model, "registered_tensors", record_tensors)
+    monkeypatch.setattr(_training, "TensorDataSplitter", RecordingSplitter)
     monkeypatch.setattr(TensorBatches, "__iter__", record_batches)
     monkeypatch.setattr(model.module, "_get_inference_input", record_input)
     model.train(
@@ -115,6 +115,6 @@ def test_data_goes_to_the_device_when_it_takes_under_a_quarter_of_free_memory(mo
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free["bytes"], 10**9))
     device = torch.device("cuda", 0)
     free["bytes"] = 8_001
-    assert _model._fits_on_device(tensors, device)
+    assert _training.fits_on_device(tensors, device)
     free["bytes"] = 8_000
-    assert not _model._fits_on_device(tensors, device)
+    assert not _training.fits_on_device(tensors, device)

@@ -10,8 +10,8 @@ import torch
 import revelo
 from revelo._constants import REGISTRY_KEYS
 from revelo.model import _evidence
-from revelo.module import kl_standard_normal
-from revelo.module._evidence import free_bits_kl, importance_weighted_bound
+from revelo.model._data import registered_tensors
+from revelo.module import free_bits_kl, importance_weighted_bound, kl_standard_normal
 
 N_LATENT = 4
 TRAIN = {"max_epochs": 30, "batch_size": 32, "enable_progress_bar": False}
@@ -43,7 +43,7 @@ def _elbo_per_cell(model, n_draws: int = 200) -> np.ndarray:
     """E_q[log p(x | z)] − KL per cell from the module's own loss (kl_weight = 1), many draws."""
     module = model.module
     module.eval()
-    tensors = model._registered_tensors()
+    tensors = registered_tensors(model.adata_manager)
     total = torch.zeros(model.adata.n_obs, dtype=torch.float64)
     for _ in range(n_draws):
         _, _, losses = module(tensors, loss_kwargs={"kl_weight": 1.0})
@@ -72,7 +72,7 @@ def test_free_bits_kl_floors_the_batch_mean_per_dimension():
 def test_loss_reports_unclamped_kl_and_scales_only_the_objective(trained):
     module = trained.module
     module.eval()
-    tensors = trained._registered_tensors()
+    tensors = registered_tensors(trained.adata_manager)
     with torch.inference_mode():
         inference = module.inference(tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY])
         generative = module.generative(inference["z"])

@@ -18,6 +18,7 @@ from scipy.stats import spearmanr
 import revelo
 import revelo.model._uncertainty as uncertainty_module
 from revelo._constants import REGISTRY_KEYS
+from revelo.model._data import registered_tensors
 from revelo.model._uncertainty import _cosine_statistics, _permute_within_groups
 
 NOISE_GENE = 0
@@ -117,7 +118,7 @@ def test_directional_uncertainty_equals_naive_statistics_of_the_draws(model):
     assert list(frame.columns) == DIRECTIONAL
     assert list(frame.index) == list(adata.obs_names[indices])
 
-    tensors = model._registered_tensors()
+    tensors = registered_tensors(model.adata_manager)
     spliced = tensors[REGISTRY_KEYS.X_KEY][indices]
     unspliced = tensors[REGISTRY_KEYS.U_KEY][indices]
     model.module.eval()
@@ -151,14 +152,14 @@ def test_default_minibatch_keeps_the_draws_within_budget(model, monkeypatch):
     budget = 30 * 5 * model.summary_stats.n_vars
     monkeypatch.setattr(uncertainty_module, "_DRAW_ELEMENTS", budget)
     sizes = []
-    draws = type(model)._draws
+    draws = uncertainty_module.posterior_stacks
 
-    def recording(self, batches, key, n_samples):
-        for stack in draws(self, batches, key, n_samples):
+    def recording(module, batches, key, n_samples, device):
+        for stack in draws(module, batches, key, n_samples, device):
             sizes.append(stack.numel())
             yield stack
 
-    monkeypatch.setattr(type(model), "_draws", recording)
+    monkeypatch.setattr(uncertainty_module, "posterior_stacks", recording)
     result = model.get_directional_uncertainty(n_samples=5)
     assert len(sizes) == -(-model.adata.n_obs // 30)
     assert max(sizes) <= budget

@@ -8,20 +8,117 @@ the tensors stay in device memory for the whole run, so no step copies data from
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from lightning.pytorch import LightningDataModule
 from scvi import settings
+from scvi.data.fields import (
+    BaseAnnDataField,
+    CategoricalJointObsField,
+    CategoricalObsField,
+    LayerField,
+    NumericalJointObsField,
+    NumericalObsField,
+)
+
+from revelo._constants import REGISTRY_KEYS
+from revelo._utils import to_dense
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from scvi.data import AnnDataManager
+    from scvi.model.base import BaseModelClass
+
+# Registered fields that hold category codes rather than values.
+_INDEX_KEYS = (REGISTRY_KEYS.BATCH_KEY, REGISTRY_KEYS.CAT_COVS_KEY)
+
+#: Cells per minibatch of a query when none is given.
+QUERY_BATCH_SIZE = 1024
 
 
 def as_tensor(matrix, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A dense float tensor from a numpy array or scipy sparse matrix."""
-    if sp.issparse(matrix):
-        matrix = matrix.toarray()
-    return torch.as_tensor(np.asarray(matrix), dtype=dtype)
+    return torch.as_tensor(to_dense(matrix), dtype=dtype)
+
+
+def anndata_fields(
+    spliced_layer: str,
+    unspliced_layer: str,
+    *,
+    batch_key: str | None,
+    categorical_covariate_keys: list[str] | None,
+    continuous_covariate_keys: list[str] | None,
+    size_factor_key: str | None,
+) -> list[BaseAnnDataField]:
+    """The scvi-tools fields of :meth:`revelo.REVELO.setup_anndata`."""
+    fields = [
+        LayerField(REGISTRY_KEYS.X_KEY, spliced_layer, is_count_data=False),
+        LayerField(REGISTRY_KEYS.U_KEY, unspliced_layer, is_count_data=False),
+    ]
+    if batch_key is not None:
+        fields.append(CategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key))
+    if categorical_covariate_keys:
+        fields.append(
+            CategoricalJointObsField(REGISTRY_KEYS.CAT_COVS_KEY, categorical_covariate_keys)
+        )
+    if continuous_covariate_keys:
+        fields.append(
+            NumericalJointObsField(REGISTRY_KEYS.CONT_COVS_KEY, continuous_covariate_keys)
+        )
+    if size_factor_key is not None:
+        fields.append(NumericalObsField(REGISTRY_KEYS.SIZE_FACTOR_KEY, size_factor_key))
+    return fields
+
+
+def registered_array(manager: AnnDataManager, key: str) -> np.ndarray:
+    """A registered field of ``manager``'s AnnData as a dense float32 array."""
+    return to_dense(manager.get_from_registry(key), np.float32)
+
+
+def registered_tensors(manager: AnnDataManager) -> dict[str, torch.Tensor]:
+    """Every registered field as a tensor: the two layers, covariates, size factors.
+
+    Category codes are ``long``, everything else ``float32``; each tensor has cells along its
+    first dimension and at least two dimensions.
+    """
+    tensors = {}
+    for key in manager.data_registry:
+        dtype = torch.long if key in _INDEX_KEYS else torch.float32
+        data = registered_array(manager, key)
+        tensors[key] = as_tensor(data.reshape(len(data), -1), dtype=dtype)
+    return tensors
+
+
+def batch_codes(manager: AnnDataManager) -> np.ndarray:
+    """Each cell's batch code (all 0 without a registered batch)."""
+    if REGISTRY_KEYS.BATCH_KEY not in manager.data_registry:
+        return np.zeros(manager.adata.n_obs, dtype=int)
+    return registered_array(manager, REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
+
+
+def query_batches(
+    model: BaseModelClass,
+    adata: AnnData | None,
+    indices: Sequence[int] | None,
+    batch_size: int | None,
+) -> tuple[AnnData, np.ndarray, TensorBatches]:
+    """Validate ``adata`` for ``model`` and iterate over the minibatches of ``indices``.
+
+    Returns
+    -------
+    ``(adata, indices, batches)``: the AnnData (the model's by default), the cells' positions
+    and the minibatches of their registered tensors.
+    """
+    adata = model._validate_anndata(adata)
+    indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+    manager = model.get_anndata_manager(adata, required=True)
+    batches = TensorBatches(
+        registered_tensors(manager), indices, batch_size=batch_size or QUERY_BATCH_SIZE
+    )
+    return adata, indices, batches
 
 
 class TensorBatches:

@@ -11,13 +11,14 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS
-from revelo.module._evidence import (
+from revelo.module import (
+    covariates_of,
     importance_weighted_bound,
     kl_per_dimension,
     log_importance_weights,
 )
-from revelo.module._module import covariates_of
 
+from ._data import query_batches
 from ._docs import query_docs
 
 if TYPE_CHECKING:
@@ -46,9 +47,8 @@ def kl_loss_kwargs(kl_weight: float, free_bits: float) -> dict[str, float]:
 class EvidenceMixin:
     """Model evidence and posterior-collapse diagnostics of a model with a Gaussian encoder.
 
-    The host class provides ``module`` (a :class:`~revelo.module.REVELOVAE`), ``device``,
-    ``summary_stats``, ``_batches`` and ``get_latent_representation``, as
-    :class:`~revelo.REVELO` does.
+    Mixed into a scvi-tools model whose ``module`` is a :class:`~revelo.module.REVELOVAE` and
+    which has ``get_latent_representation``, such as :class:`~revelo.REVELO`.
     """
 
     @query_docs
@@ -86,7 +86,7 @@ class EvidenceMixin:
         if n_mc_samples < 1:
             msg = f"n_mc_samples must be at least 1, got {n_mc_samples}."
             raise ValueError(msg)
-        _, _, batches = self._batches(adata, indices, batch_size)
+        _, _, batches = query_batches(self, adata, indices, batch_size)
         self.module.eval()
         device = self.device
         bounds = []

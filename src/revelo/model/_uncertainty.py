@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,10 +12,12 @@ from anndata import AnnData
 from scipy.stats import ttest_ind
 
 from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
-from revelo.module._module import covariates_of
+from revelo._validation import check_neighbors, gene_mask
+from revelo.module import covariates_of
 
-from ._data import TensorBatches
+from ._data import TensorBatches, query_batches, registered_array, registered_tensors
 from ._docs import query_docs
+from ._posterior import posterior_stacks
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -104,45 +106,10 @@ class UncertaintyMixin:
     permutation scores say per gene and cell type how much worse the model explains the data
     once the coupling of unspliced and spliced abundances is destroyed.
 
-    The host class provides ``module``, ``device``, ``summary_stats``, ``_validate_anndata``,
-    ``_batches``, ``_scaled_spliced`` and ``_registered_tensors``, as
-    :class:`~revelo.REVELO` does.
+    Mixed into a scvi-tools model whose ``module`` is a :class:`~revelo.module.REVELOVAE`,
+    such as :class:`~revelo.REVELO`; it uses only the model's public members and the
+    posterior-draw helpers of :mod:`revelo.model._posterior`.
     """
-
-    @torch.inference_mode()
-    def _draws(
-        self, batches: Iterable[dict[str, torch.Tensor]], key: str, n_samples: int
-    ) -> Iterator[torch.Tensor]:
-        """Per minibatch, ``n_samples`` draws of ``posterior_fit(...)[key]`` stacked first."""
-        self.module.eval()
-        device = self.device
-        for batch in batches:
-            spliced = batch[REGISTRY_KEYS.X_KEY].to(device)
-            unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
-            covariates = covariates_of(batch)
-            yield torch.stack(
-                [
-                    self.module.posterior_fit(spliced, unspliced, covariates=covariates)[key]
-                    for _ in range(n_samples)
-                ]
-            )
-
-    def _default_batch_size(self, n_samples: int) -> int:
-        return max(1, _DRAW_ELEMENTS // (n_samples * self.summary_stats.n_vars))
-
-    @staticmethod
-    def _gene_mask(adata: AnnData, gene_list: Sequence[str] | None) -> np.ndarray:
-        if gene_list is None:
-            return np.ones(adata.n_vars, dtype=bool)
-        unknown = pd.Index(gene_list).difference(adata.var_names)
-        if len(unknown) > 0:
-            msg = f"gene_list has genes that are not in adata.var_names: {list(unknown[:5])}."
-            raise KeyError(msg)
-        mask = np.asarray(adata.var_names.isin(gene_list))
-        if not mask.any():
-            msg = "gene_list is empty."
-            raise ValueError(msg)
-        return mask
 
     @query_docs
     @torch.inference_mode()
@@ -188,12 +155,13 @@ class UncertaintyMixin:
         Large variances and differences and a small mean mean an uncertain direction.
         """
         _check_n_samples(n_samples)
-        batch_size = batch_size or self._default_batch_size(n_samples)
-        adata, indices, batches = self._batches(adata, indices, batch_size)
-        genes = torch.from_numpy(self._gene_mask(adata, gene_list)).to(self.device)
+        batch_size = batch_size or _draw_batch_size(n_samples, self.summary_stats.n_vars)
+        adata, indices, batches = query_batches(self, adata, indices, batch_size)
+        genes = gene_mask(adata.var_names, gene_list, name="gene_list")
+        genes = torch.from_numpy(genes).to(self.device)
         parts = [
             _cosine_statistics(draws[..., genes])
-            for draws in self._draws(batches, "velocity", n_samples)
+            for draws in posterior_stacks(self.module, batches, "velocity", n_samples, self.device)
         ]
         return pd.DataFrame(
             {
@@ -245,10 +213,9 @@ class UncertaintyMixin:
         of :meth:`get_directional_uncertainty`, for the embedded arrows (not centred).
         """
         from revelo.tl import velocity_embedding, velocity_graph
-        from revelo.tl._utils import check_neighbors
 
         _check_n_samples(n_samples)
-        adata = self._validate_anndata(adata)
+        adata, _, batches = query_batches(self, adata, None, batch_size)
         if f"X_{basis}" not in adata.obsm:
             msg = (
                 f"adata.obsm has no 'X_{basis}': compute the embedding first, "
@@ -259,18 +226,18 @@ class UncertaintyMixin:
         if gene_list is None and "velocity_genes" in adata.var:
             genes = adata.var["velocity_genes"].to_numpy(dtype=bool)
         else:
-            genes = self._gene_mask(adata, gene_list)
+            genes = gene_mask(adata.var_names, gene_list, name="gene_list")
         proxy = _proxy_anndata(
             adata,
             genes,
-            self._scaled_spliced(adata),
+            _observed_spliced(self, adata),
             distances,
             basis,
         )
-        _, _, batches = self._batches(adata, None, batch_size)
         arrows = []
         for _ in range(n_samples):
-            velocity = torch.cat([draws[0] for draws in self._draws(batches, "velocity", 1)])
+            draws = posterior_stacks(self.module, batches, "velocity", 1, self.device)
+            velocity = torch.cat([stack[0] for stack in draws])
             proxy.layers["velocity"] = velocity.cpu().numpy()[:, genes]
             velocity_graph(proxy)
             velocity_embedding(proxy, basis=basis, autoscale=False)
@@ -324,8 +291,8 @@ class UncertaintyMixin:
             raise KeyError(msg)
         labels = pd.Categorical(adata.obs[labels_key]).remove_unused_categories()
         codes = np.asarray(labels.codes)
-        batch_size = batch_size or self._default_batch_size(n_samples)
-        tensors = self._registered_tensors(adata)
+        batch_size = batch_size or _draw_batch_size(n_samples, self.summary_stats.n_vars)
+        tensors = registered_tensors(self.get_anndata_manager(adata, required=True))
         permuted = {
             key: _permute_within_groups(value, codes) if key in EXPRESSION_KEYS else value
             for key, value in tensors.items()
@@ -334,7 +301,9 @@ class UncertaintyMixin:
 
         def mean_log_likelihood(data: dict[str, torch.Tensor]) -> np.ndarray:
             batches = TensorBatches(data, cells, batch_size=batch_size)
-            draws = self._draws(batches, "log_likelihood", n_samples)
+            draws = posterior_stacks(
+                self.module, batches, "log_likelihood", n_samples, self.device
+            )
             return torch.cat([part.mean(0) for part in draws]).double().cpu().numpy()
 
         original = mean_log_likelihood(tensors)
@@ -352,24 +321,28 @@ class UncertaintyMixin:
             scores, index=adata.var_names, columns=pd.Index(labels.categories, name=labels_key)
         )
 
-    def _add_uncertainty(
-        self, adata: AnnData, *, n_samples: int, batch_size: int | None = None
-    ) -> None:
-        """Write the directional (and, with neighbours and a UMAP, extrinsic) uncertainty."""
-        genes = adata.var["velocity_genes"].to_numpy(dtype=bool)
-        gene_list = adata.var_names[genes] if genes.any() else None
-        frames = [
-            self.get_directional_uncertainty(
-                adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
-            )
-        ]
-        if "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
-            frames.append(
-                self.get_extrinsic_uncertainty(adata, n_samples=n_samples, batch_size=batch_size)
-            )
-        for frame in frames:
-            for column in frame:
-                adata.obs[column] = frame[column].to_numpy()
+
+def _draw_batch_size(n_samples: int, n_genes: int) -> int:
+    """Cells per minibatch whose stack of draws holds about ``_DRAW_ELEMENTS`` floats."""
+    return max(1, _DRAW_ELEMENTS // (n_samples * n_genes))
+
+
+@torch.inference_mode()
+def _observed_spliced(model, adata: AnnData) -> np.ndarray:
+    """Observed spliced abundances of ``adata`` in the velocities' units.
+
+    The registered layer for the Gaussian likelihood; size-normalised, scaled counts for
+    the count likelihoods.
+    """
+    manager = model.get_anndata_manager(adata, required=True)
+    if model.module.likelihood == "gaussian":
+        return registered_array(manager, REGISTRY_KEYS.X_KEY)
+    tensors = registered_tensors(manager)
+    out, _ = model.module.scaled_observation(
+        *(tensors[key].to(model.device) for key in EXPRESSION_KEYS),
+        covariates_of(tensors, model.device),
+    )
+    return out.cpu().numpy()
 
 
 def _proxy_anndata(

@@ -1,0 +1,84 @@
+"""Writing a fitted model's results into an AnnData, with scVelo's key names."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._data import query_batches
+from ._posterior import posterior_means
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+    from ._model import REVELO
+
+#: The per-cell, per-gene posterior means that ``add_outputs`` writes (or reads).
+_POSTERIOR_KEYS = ("velocity", "velocity_u", "time", "fit_s", "fit_u", "log_likelihood")
+
+
+def write_outputs(
+    model: REVELO,
+    adata: AnnData | None,
+    *,
+    n_samples: int,
+    batch_size: int | None,
+    root_key: str | None,
+    root_cells: Sequence[str] | Sequence[int] | None,
+    uncertainty: bool,
+) -> None:
+    """Write the results of ``model`` into ``adata``; see :meth:`revelo.REVELO.add_outputs`."""
+    from revelo.tl import latent_time
+
+    adata, _, batches = query_batches(model, adata, None, batch_size)
+    out = posterior_means(model.module, batches, _POSTERIOR_KEYS, n_samples, model.device)
+    adata.layers["velocity"] = out["velocity"]
+    adata.layers["velocity_u"] = out["velocity_u"]
+    adata.layers["fit_t"] = out["time"]
+    adata.layers["fit_s"] = out["fit_s"]
+    adata.layers["fit_u"] = out["fit_u"]
+
+    rates = model.get_rates()
+    adata.var["fit_alpha"] = rates["alpha"].to_numpy()
+    adata.var["fit_beta"] = rates["beta"].to_numpy()
+    adata.var["fit_gamma"] = rates["gamma"].to_numpy()
+    adata.var["fit_t_"] = rates["t_switch"].to_numpy()
+    adata.var["fit_scaling"] = rates["scaling"].to_numpy()
+    likelihood = out["log_likelihood"].mean(0)
+    adata.var["fit_likelihood"] = likelihood
+    finite = np.isfinite(likelihood) & np.isfinite(out["velocity"]).all(0)
+    if "velocity_genes" in adata.var:
+        finite &= adata.var["velocity_genes"].to_numpy(dtype=bool)
+    adata.var["velocity_genes"] = finite
+
+    adata.uns["velocity_params"] = {
+        "mode": "revelo",
+        "n_samples": n_samples,
+        "t_max": model.module.t_max,
+        "model": model._model_summary_string,
+    }
+    latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
+    if uncertainty:
+        _write_uncertainty(model, adata, n_samples=n_samples, batch_size=batch_size)
+
+
+def _write_uncertainty(
+    model: REVELO, adata: AnnData, *, n_samples: int, batch_size: int | None
+) -> None:
+    """Write the directional (and, with neighbours and a UMAP, extrinsic) uncertainty."""
+    genes = adata.var["velocity_genes"].to_numpy(dtype=bool)
+    gene_list = adata.var_names[genes] if genes.any() else None
+    frames = [
+        model.get_directional_uncertainty(
+            adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
+        )
+    ]
+    if "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
+        frames.append(
+            model.get_extrinsic_uncertainty(adata, n_samples=n_samples, batch_size=batch_size)
+        )
+    for frame in frames:
+        for column in frame:
+            adata.obs[column] = frame[column].to_numpy()
