@@ -98,7 +98,7 @@ def test_encoder_outputs_mean_and_log_variance_per_cell():
 def test_count_log_probabilities_match_scipy():
     from scipy import stats
 
-    from revelo.module._components import nb_log_prob, poisson_log_prob
+    from revelo.module import nb_log_prob, poisson_log_prob
 
     x = torch.tensor([0.0, 1.0, 3.0, 17.0, 120.0], dtype=torch.float64)
     mean = torch.tensor([0.3, 2.0, 3.0, 9.5, 80.0], dtype=torch.float64)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from revelo.module import induction, repression, solve_kinetics
+from revelo.module import induction, solve_kinetics, switch_trajectory, switch_trajectory_at
 from revelo.module._kinetics import exp_difference_ratio
 
 
@@ -58,13 +58,50 @@ def test_switch_trajectory_matches_solve_ivp_before_and_after_switch():
     sol = solve_ivp(rhs, (0, 16), [0, 0], t_eval=times, rtol=1e-12, atol=1e-14, max_step=0.01)
     a, b, g, ts = (torch.tensor(v, dtype=torch.float64) for v in (alpha, beta, gamma, t_switch))
     t = torch.tensor(times, dtype=torch.float64)
-    u_ind, s_ind = induction(a, b, g, torch.minimum(t, ts))
-    u_sw, s_sw = induction(a, b, g, ts)
-    u_rep, s_rep = repression(u_sw, s_sw, b, g, (t - ts).clamp_min(0))
-    u = torch.where(t < ts, u_ind, u_rep).numpy()
-    s = torch.where(t < ts, s_ind, s_rep).numpy()
+    point = switch_trajectory_at(a, b, g, ts, t)
+    u, s = point.u.numpy(), point.s.numpy()
     np.testing.assert_allclose(u, sol.y[0], rtol=1e-5)
     np.testing.assert_allclose(s, sol.y[1], rtol=1e-5)
+    # Velocities: the ODE's right-hand side at the numerical solution.
+    expected = np.array([rhs(time, y) for time, y in zip(times, sol.y.T, strict=True)])
+    np.testing.assert_allclose(point.velocity_u.numpy(), expected[:, 0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(point.velocity_s.numpy(), expected[:, 1], rtol=1e-5, atol=1e-9)
+
+
+def test_switch_trajectory_phases_at_their_own_times():
+    # Each phase is evaluated at its own time: induction t_induction after (0, 0), repression
+    # t_repression after the switch point, which is where induction is at t_switch.
+    rng = np.random.default_rng(4)
+    alpha, beta, gamma = (torch.tensor(v) for v in rng.lognormal(0.0, 0.5, (3, 7)))
+    t_switch = torch.tensor(rng.uniform(1.0, 8.0, 7))
+    t_induction = t_switch * torch.tensor(rng.uniform(0, 1, 7))
+    t_repression = torch.tensor(rng.uniform(0, 10, 7))
+    path = switch_trajectory(alpha, beta, gamma, t_switch, t_induction, t_repression)
+    for k in range(7):
+        a, b, g, ts = (float(v[k]) for v in (alpha, beta, gamma, t_switch))
+        u_ind, s_ind = _numerical(0.0, 0.0, a, b, g, float(t_induction[k]))
+        u_sw, s_sw = _numerical(0.0, 0.0, a, b, g, ts)
+        u_rep, s_rep = _numerical(u_sw, s_sw, 0.0, b, g, float(t_repression[k]))
+        np.testing.assert_allclose(
+            [path.induction.u[k], path.induction.s[k], path.u_switch[k], path.s_switch[k]],
+            [u_ind, s_ind, u_sw, s_sw],
+            rtol=1e-5,
+        )
+        np.testing.assert_allclose(
+            [path.repression.u[k], path.repression.s[k]], [u_rep, s_rep], rtol=1e-5, atol=1e-9
+        )
+        np.testing.assert_allclose(
+            [path.induction.velocity_u[k], path.induction.velocity_s[k]],
+            [a - b * u_ind, b * u_ind - g * s_ind],
+            rtol=1e-5,
+            atol=1e-9,
+        )
+        np.testing.assert_allclose(
+            [path.repression.velocity_u[k], path.repression.velocity_s[k]],
+            [-b * u_rep, b * u_rep - g * s_rep],
+            rtol=1e-5,
+            atol=1e-9,
+        )
 
 
 def test_ratio_gradients_are_finite_at_equal_rates():

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from revelo._constants import REGISTRY_KEYS
-from revelo.module import REVELOVAE, induction, repression
-from revelo.module._module import uniform_clock_penalty
+from revelo.module import REVELOVAE, induction, repression, uniform_clock_penalty
 
 
 @pytest.fixture

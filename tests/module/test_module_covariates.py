@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from revelo._constants import REGISTRY_KEYS
-from revelo.module import REVELOVAE
-from revelo.module._components import nb_log_prob
+from revelo.module import REVELOVAE, nb_log_prob
 
 N_GENES = 5
 
@@ -36,7 +35,7 @@ def test_size_factors_use_each_batchs_median_library():
     median = np.array([[10.0, 5.0], [20.0, 8.0], [40.0, 16.0]])
     module = _module(likelihood="poisson", n_batch=3, library_median=median)
     tensors = _counts()
-    size_s, size_u = module.size_factors(
+    size_s, size_u = module.observation.size_factors(
         tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY], tensors
     )
     batch = tensors[REGISTRY_KEYS.BATCH_KEY].squeeze(-1).numpy()
@@ -48,7 +47,7 @@ def test_size_factors_use_each_batchs_median_library():
     )
     # A registered size factor replaces both.
     given = {REGISTRY_KEYS.SIZE_FACTOR_KEY: torch.full((6, 1), 0.7)}
-    size_s, size_u = module.size_factors(
+    size_s, size_u = module.observation.size_factors(
         tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY], given
     )
     assert torch.allclose(size_s, torch.full((6,), 0.7))

@@ -10,7 +10,7 @@ from scvi.nn import FCLayers
 from torch import nn
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -54,28 +54,6 @@ def kl_standard_normal(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tenso
 def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Elementwise Gaussian log-density log N(x; mean, scale²)."""
     return -0.5 * ((x - mean) / scale).square() - torch.log(scale) - 0.5 * _LOG_2PI
-
-
-def poisson_log_prob(x: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
-    """Elementwise Poisson log-probability log Pois(x; rate) of counts ``x``."""
-    return torch.xlogy(x, rate) - rate - torch.lgamma(x + 1.0)
-
-
-def nb_log_prob(x: torch.Tensor, mean: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Elementwise negative-binomial log-probability of counts ``x``.
-
-    Parameterised by the ``mean`` μ and the inverse dispersion θ (variance μ + μ²/θ):
-    log Γ(x + θ) − log Γ(θ) − log Γ(x + 1) + θ·log(θ/(θ + μ)) + x·log(μ/(θ + μ)).
-    """
-    log_total = torch.log(theta + mean)
-    return (
-        torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1.0)
-        + theta * (torch.log(theta) - log_total)
-        + torch.xlogy(x, mean)
-        - x * log_total
-    )
 
 
 class GaussianEncoder(nn.Module):
@@ -142,9 +120,11 @@ class GaussianEncoder(nn.Module):
 class KineticStateDecoder(nn.Module):
     """Decode z into each gene's position on its trajectory and its state probabilities.
 
-    Returns, per cell and gene, the fraction ``rho`` ∈ (0, 1) of the induction phase elapsed,
-    the fraction ``tau`` ∈ (0, 1) of the repression phase elapsed, and logits over the four
-    kinetic states (induction, induction steady state, repression, repression steady state).
+    Returns, per cell, the time heads that the time mode reads (each in (0, 1); see
+    :mod:`revelo.module._time`: ``rho`` and ``tau``, the fractions of the induction and the
+    repression phase elapsed for the per-gene time, ``rho`` and ``cell_time`` for the shared
+    clock) and, per gene, logits over the four kinetic states (induction, induction steady
+    state, repression, repression steady state). Only the heads named are built.
 
     Parameters
     ----------
@@ -160,6 +140,10 @@ class KineticStateDecoder(nn.Module):
         Category counts of categorical covariates injected into the hidden layers.
     n_continuous
         Number of continuous covariates concatenated to z.
+    gene_heads
+        Time heads with one output per gene.
+    cell_heads
+        Time heads with one output per cell.
     """
 
     n_states = 4
@@ -173,9 +157,12 @@ class KineticStateDecoder(nn.Module):
         n_layers: int = 1,
         n_cat_list: Iterable[int] | None = None,
         n_continuous: int = 0,
+        gene_heads: Sequence[str] = ("rho", "tau"),
+        cell_heads: Sequence[str] = (),
     ):
         super().__init__()
         self.n_genes = n_genes
+        self.head_names = (*gene_heads, *cell_heads)
         kwargs = {
             "n_cat_list": n_cat_list,
             "n_layers": n_layers,
@@ -187,27 +174,28 @@ class KineticStateDecoder(nn.Module):
         }
         self.time_hidden = FCLayers(n_in=n_latent + n_continuous, n_out=n_hidden, **kwargs)
         self.state_hidden = FCLayers(n_in=n_latent + n_continuous, n_out=n_hidden, **kwargs)
-        self.rho = nn.Linear(n_hidden, n_genes)
-        self.tau = nn.Linear(n_hidden, n_genes)
+        # The heads are attributes of their own (``decoder.rho``, ...), as in saved models.
+        for name in gene_heads:
+            setattr(self, name, nn.Linear(n_hidden, n_genes))
         self.state_logits = nn.Linear(n_hidden, n_genes * self.n_states)
-        self.cell_time = nn.Linear(n_hidden, 1)
+        for name in cell_heads:
+            setattr(self, name, nn.Linear(n_hidden, 1))
 
     def forward(
         self, z: torch.Tensor, *cat_list: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``rho``, ``tau``, state logits and the cell's shared time.
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Return the time heads (sigmoid outputs, by name) and the state logits.
 
-        Shapes: cells × genes, cells × genes, cells × genes × 4, and cells × 1 (a fraction of
-        the time axis in (0, 1)).
+        Shapes: cells × genes (per-gene heads) or cells × 1 (per-cell heads), and cells ×
+        genes × 4.
         """
         cat_list = _pad(cat_list, self.time_hidden.n_cat_list)
         h_time = self.time_hidden(z, *cat_list)
         h_state = self.state_hidden(z, *cat_list)
         logits = self.state_logits(h_state)
         logits = logits.reshape(*logits.shape[:-1], self.n_genes, self.n_states)
-        rho = torch.sigmoid(self.rho(h_time))
-        tau = torch.sigmoid(self.tau(h_time))
-        return rho, tau, logits, torch.sigmoid(self.cell_time(h_time))
+        heads = {name: torch.sigmoid(getattr(self, name)(h_time)) for name in self.head_names}
+        return heads, logits
 
 
 def _pad(cat_list: tuple, n_cat_list: list[int]) -> tuple:

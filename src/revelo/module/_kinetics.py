@@ -7,11 +7,15 @@ transcription rate α the solution after a time t is
     s(t) = s₀·e^{−γt} + α/γ·(1 − e^{−γt}) + (α − βu₀)·(e^{−γt} − e^{−βt})/(γ − β)
 
 Induction starts at (0, 0) with α > 0; repression starts at the switch point with α = 0.
+:func:`switch_trajectory` assembles the two phases and their velocities; it is the one place
+where the one-switch trajectory is built, for the model, its plots and its tests.
 The last ratio has the finite limit −t·e^{−βt} where β = γ, which :func:`exp_difference_ratio`
 evaluates without cancellation, so the solution is exact for every β, γ > 0.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -103,3 +107,104 @@ def splicing_velocity(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-hand side of the ODE: ``(du/dt, ds/dt) = (α − βu, βu − γs)``."""
     return alpha - beta * u, beta * u - gamma * s
+
+
+class KineticPoint(NamedTuple):
+    """Abundances and their time derivatives at one point of a trajectory."""
+
+    u: torch.Tensor
+    s: torch.Tensor
+    velocity_u: torch.Tensor
+    velocity_s: torch.Tensor
+
+
+class SwitchTrajectory(NamedTuple):
+    """A point in induction, the switch point, and a point in repression (see below)."""
+
+    induction: KineticPoint
+    u_switch: torch.Tensor
+    s_switch: torch.Tensor
+    repression: KineticPoint
+
+
+def switch_trajectory(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: torch.Tensor,
+    t_switch: torch.Tensor,
+    t_induction: torch.Tensor,
+    t_repression: torch.Tensor,
+) -> SwitchTrajectory:
+    """Expected (u, s) and velocities on the one-switch trajectory: induction, then repression.
+
+    Induction runs from (0, 0) with transcription rate ``alpha`` until ``t_switch``; repression
+    (no transcription) starts from the state reached there. The two phases are evaluated at
+    their own times, so a cell may be placed on both at once (the model's mixture of states).
+
+    Parameters
+    ----------
+    alpha, beta, gamma
+        Transcription, splicing and degradation rates (positive).
+    t_switch
+        Time of the switch from induction to repression.
+    t_induction
+        Time since the start of induction, at most ``t_switch``.
+    t_repression
+        Time since the switch. All arguments broadcast together.
+
+    Returns
+    -------
+    The induction point at ``t_induction``, the switch point ``(u_switch, s_switch)`` and the
+    repression point at ``t_repression`` after the switch.
+    """
+    u_induction, s_induction = induction(alpha, beta, gamma, t_induction)
+    u_switch, s_switch = induction(alpha, beta, gamma, t_switch)
+    u_repression, s_repression = repression(u_switch, s_switch, beta, gamma, t_repression)
+    return SwitchTrajectory(
+        KineticPoint(
+            u_induction,
+            s_induction,
+            *splicing_velocity(u_induction, s_induction, alpha, beta, gamma),
+        ),
+        u_switch,
+        s_switch,
+        KineticPoint(
+            u_repression,
+            s_repression,
+            *splicing_velocity(u_repression, s_repression, 0.0, beta, gamma),
+        ),
+    )
+
+
+def switch_trajectory_at(
+    alpha: torch.Tensor,
+    beta: torch.Tensor,
+    gamma: torch.Tensor,
+    t_switch: torch.Tensor,
+    t: torch.Tensor,
+) -> KineticPoint:
+    """The one-switch trajectory on one time axis: induction, then repression from ``t_switch``.
+
+    Parameters
+    ----------
+    alpha, beta, gamma
+        Transcription, splicing and degradation rates (positive).
+    t_switch
+        Time of the switch from induction to repression.
+    t
+        Times on the axis, starting at 0 (the start of induction).
+
+    Returns
+    -------
+    ``(u, s, velocity_u, velocity_s)`` at each time, from :func:`switch_trajectory`.
+    """
+    path = switch_trajectory(
+        alpha, beta, gamma, t_switch, torch.minimum(t, t_switch), (t - t_switch).clamp_min(0.0)
+    )
+    induced = t < t_switch
+    return KineticPoint(
+        *(
+            torch.where(induced, before, after)
+            for before, after in zip(path.induction, path.repression, strict=True)
+        )
+    )

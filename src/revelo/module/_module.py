@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -9,51 +11,36 @@ from scvi.module._constants import MODULE_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from revelo._constants import REGISTRY_KEYS, check_likelihood
+from revelo._constants import REGISTRY_KEYS
 
-from ._components import (
-    GaussianEncoder,
-    KineticStateDecoder,
-    kl_standard_normal,
-    nb_log_prob,
-    normal_log_prob,
-    poisson_log_prob,
-    reparameterize,
-)
+from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
+from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
-from ._kinetics import induction, repression
+from ._kinetics import switch_trajectory
+from ._legacy import upgrade_state_dict
+from ._observation import observation_model, softplus_inverse
+from ._time import time_model
 
-#: Floor added to the kinetic abundances of count likelihoods (in the scaled units, where a
-#: gene's range is about 1), so the repression steady state u = s = 0 can still emit a count.
-_COUNT_FLOOR = 1e-2
-
-_COVARIATE_KEYS = (
-    REGISTRY_KEYS.BATCH_KEY,
-    REGISTRY_KEYS.CAT_COVS_KEY,
-    REGISTRY_KEYS.CONT_COVS_KEY,
-    REGISTRY_KEYS.SIZE_FACTOR_KEY,
-)
-
-
-def _softplus_inverse(x: np.ndarray | float) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    return torch.where(x > 20, x, torch.log(torch.expm1(x.clamp_min(1e-6))))
+if TYPE_CHECKING:
+    from revelo._constants import Likelihood, TimeMode
 
 
 def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn.Parameter:
     """A per-gene parameter on the softplus scale, from a positive initial value."""
     value = np.full(n_genes, default, dtype=np.float32) if init is None else init
-    return nn.Parameter(_softplus_inverse(value))
+    return nn.Parameter(softplus_inverse(value))
 
 
-class REVELOVAE(BaseModuleClass):
+class REVELOVAE(CovariateMixin, BaseModuleClass):
     """Variational autoencoder whose decoder is the splicing ODE.
 
     The encoder maps a cell's (spliced, unspliced) profile to q(z) = N(μ, σ²). The decoder maps
     z to each gene's position on a one-switch trajectory (induction, then repression) and to
     probabilities of four kinetic states; the closed-form ODE solution with per-gene α, β, γ and
     switch time turns that into expected (u, s) per state. The likelihood is a per-gene mixture
-    over the four states of Gaussians on the scaled moments.
+    over the four states of the observation model's distributions (:func:`observation_model`);
+    where the decoder places the cell on each gene's trajectory is the time mode's
+    (:func:`time_model`).
 
     Parameters
     ----------
@@ -156,7 +143,7 @@ class REVELOVAE(BaseModuleClass):
         switch_spliced: np.ndarray | None = None,
         switch_penalty: float = 0.2,
         steady_scale_factor: float = 0.1,
-        time_mode: str = "gene",
+        time_mode: TimeMode = "gene",
         gene_time_spread: float = 0.1,
         noise_init: float = 0.1,
         time_prior_weight: float = 1.0,
@@ -166,7 +153,7 @@ class REVELOVAE(BaseModuleClass):
         residual_scale: np.ndarray | None = None,
         state_prior_weight: float = 1.0,
         state_prior_margin: float = 1.5,
-        likelihood: str = "gaussian",
+        likelihood: Likelihood = "gaussian",
         count_scale: np.ndarray | None = None,
         library_median: np.ndarray | None = None,
         n_batch: int = 1,
@@ -177,17 +164,28 @@ class REVELOVAE(BaseModuleClass):
         batch_log_scale_init: np.ndarray | None = None,
     ):
         super().__init__()
-        check_likelihood(likelihood)
         self.likelihood = likelihood
+        self.time_mode = time_mode
         self.n_genes = n_genes
         self.n_latent = n_latent
         self.t_max = float(t_max)
         self.switch_penalty = switch_penalty
-        self.steady_scale_factor = steady_scale_factor
-        self.time_mode = time_mode
-        self.gene_time_spread = gene_time_spread
-        self.time_prior_weight = time_prior_weight
-        self.clock_uniform_weight = clock_uniform_weight
+        self.time = time_model(
+            time_mode,
+            self.t_max,
+            gene_time_spread=gene_time_spread,
+            time_prior_weight=time_prior_weight,
+            clock_uniform_weight=clock_uniform_weight,
+        )
+        self.observation = observation_model(
+            likelihood,
+            n_genes,
+            noise_init=noise_init,
+            steady_scale_factor=steady_scale_factor,
+            count_scale=count_scale,
+            library_median=library_median,
+            n_batch=n_batch,
+        )
 
         self.alpha_raw = _gene_parameter(alpha_init, 1.0, n_genes)
         self.beta_raw = _gene_parameter(beta_init, 1.0, n_genes)
@@ -202,10 +200,6 @@ class REVELOVAE(BaseModuleClass):
         # gene in preprocessing, which would otherwise break the shared β of the two equations.
         self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
         self.unspliced_scaling_raw.requires_grad_(learn_unspliced_scaling)
-        # Noise scales of u and s (rows), per gene, on the softplus scale.
-        self.noise_raw = nn.Parameter(
-            torch.full((2, n_genes), float(_softplus_inverse(noise_init)))
-        )
 
         self.state_prior_weight = state_prior_weight
         self.state_prior_margin = state_prior_margin
@@ -219,46 +213,15 @@ class REVELOVAE(BaseModuleClass):
             tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
             self.register_buffer(name, tensor)
 
-        if likelihood != "gaussian":
-            ones = np.ones((2, n_genes), dtype=np.float32)
-            self.register_buffer(
-                "count_scale",
-                torch.as_tensor(ones if count_scale is None else count_scale, dtype=torch.float32),
-            )
-            median = np.ones((n_batch, 2)) if library_median is None else library_median
-            self.register_buffer("library_median", torch.as_tensor(median, dtype=torch.float32))
-        if likelihood == "nb":
-            # Inverse dispersion θ of u and s (rows) per gene, on the log scale.
-            self.log_theta = nn.Parameter(torch.full((2, n_genes), float(np.log(10.0))))
-
-        # Covariates: the first batch and the first category of each covariate are the
-        # reference, so their factors are fixed at 1 and the rates keep their meaning.
-        self.n_batch = n_batch
-        self.n_cats_per_cov = list(n_cats_per_cov or [])
-        self.n_continuous_cov = n_continuous_cov
-        self.batch_log_scale = None
-        if n_batch > 1:
-            start = (
-                np.zeros((n_batch - 1, 2, n_genes))
-                if batch_log_scale_init is None
-                else batch_log_scale_init
-            )
-            start = torch.tensor(start, dtype=torch.float32)  # a copy: training moves it
-            self.batch_log_scale = nn.Parameter(start)
-            self.register_buffer("batch_log_scale_mean", start.mean(-1, keepdim=True))
-        self.cat_log_scale = nn.ParameterList(
-            nn.Parameter(torch.zeros(max(n - 1, 0), 2, n_genes)) for n in self.n_cats_per_cov
+        self._init_covariates(
+            n_genes,
+            n_batch=n_batch,
+            n_cats_per_cov=n_cats_per_cov,
+            n_continuous_cov=n_continuous_cov,
+            continuous_center=continuous_center,
+            continuous_scale=continuous_scale,
+            batch_log_scale_init=batch_log_scale_init,
         )
-        if n_continuous_cov > 0:
-            self.cont_log_scale = nn.Parameter(torch.zeros(n_continuous_cov, 2, n_genes))
-            center = np.zeros(n_continuous_cov) if continuous_center is None else continuous_center
-            scale = np.ones(n_continuous_cov) if continuous_scale is None else continuous_scale
-            self.register_buffer("cont_center", torch.as_tensor(center, dtype=torch.float32))
-            self.register_buffer(
-                "cont_scale", torch.as_tensor(np.maximum(scale, 1e-8), dtype=torch.float32)
-            )
-        else:
-            self.cont_log_scale = None
         n_cat_list = [n_batch, *self.n_cats_per_cov]
 
         self.encoder = GaussianEncoder(
@@ -277,7 +240,14 @@ class REVELOVAE(BaseModuleClass):
             n_layers=n_layers,
             n_cat_list=n_cat_list,
             n_continuous=n_continuous_cov,
+            gene_heads=self.time.gene_heads,
+            cell_heads=self.time.cell_heads,
         )
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # Models saved before the observation and time components had their own modules.
+        upgrade_state_dict(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ parameters
     def rates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -292,87 +262,20 @@ class REVELOVAE(BaseModuleClass):
         """Per-gene factor from kinetic unspliced to observed unspliced."""
         return F.softplus(self.unspliced_scaling_raw)
 
-    def noise_scale(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-gene noise scales of unspliced and spliced."""
-        scale = F.softplus(self.noise_raw) + 1e-4
-        return scale[0], scale[1]
+    @property
+    def count_scale(self) -> torch.Tensor:
+        """Count likelihoods: per-gene factors (rows s, u) from kinetic units to counts."""
+        return self.observation.count_scale
 
-    # ------------------------------------------------------------------ covariates
-    def covariate_parameters(self) -> list[nn.Parameter]:
-        """The per-gene covariate log-factors (batch, categorical, continuous)."""
-        tables = [self.batch_log_scale, *self.cat_log_scale, self.cont_log_scale]
-        return [table for table in tables if table is not None]
+    @property
+    def library_median(self) -> torch.Tensor:
+        """Count likelihoods: median library per batch (rows) of spliced and unspliced."""
+        return self.observation.library_median
 
-    def _categories(self, covariates: dict | None) -> list[torch.Tensor | None]:
-        """Batch index and further categorical covariates, one ``cells × 1`` tensor each."""
-        covariates = covariates or {}
-        batch = covariates.get(REGISTRY_KEYS.BATCH_KEY)
-        cats = covariates.get(REGISTRY_KEYS.CAT_COVS_KEY)
-        if (self.n_batch > 1 and batch is None) or (self.n_cats_per_cov and cats is None):
-            msg = (
-                "This model is conditioned on a batch or categorical covariates; pass them "
-                "(the registered tensors) as `covariates`."
-            )
-            raise ValueError(msg)
-        columns = [] if cats is None else list(torch.split(cats.long(), 1, dim=-1))
-        return [None if batch is None else batch.long(), *columns]
-
-    def _continuous(self, covariates: dict | None) -> torch.Tensor | None:
-        if self.n_continuous_cov == 0:
-            return None
-        cont = (covariates or {}).get(REGISTRY_KEYS.CONT_COVS_KEY)
-        if cont is None:
-            msg = "This model has continuous covariates; pass them as `covariates`."
-            raise ValueError(msg)
-        return (cont - self.cont_center) / self.cont_scale
-
-    def log_covariate_scale(self, covariates: dict | None) -> torch.Tensor | None:
-        """Per-cell log-factors that the covariates apply to the expected abundances.
-
-        Returns cells × 2 × genes (rows u, s), or ``None`` for a model without covariates.
-        """
-        terms = []
-        categories = self._categories(covariates)
-        tables = [self.batch_log_scale, *self.cat_log_scale]
-        for table, index in zip(tables, categories):
-            if table is None or table.shape[0] == 0:
-                continue
-            if table is self.batch_log_scale:
-                # Each batch's mean log-factor over genes stays at its data-driven start: an
-                # overall scale would otherwise trade off against where the batch's cells sit
-                # in time. The factors of single genes are free.
-                table = table - table.mean(-1, keepdim=True) + self.batch_log_scale_mean
-            full = torch.cat((torch.zeros_like(table[:1]), table))
-            terms.append(full[index.squeeze(-1)])
-        cont = self._continuous(covariates)
-        if cont is not None:
-            terms.append(torch.einsum("nc,cog->nog", cont, self.cont_log_scale))
-        if not terms:
-            return None
-        return torch.stack(terms).sum(0)
-
-    def size_factors(
-        self, spliced: torch.Tensor, unspliced: torch.Tensor, covariates: dict | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-cell size factors of spliced and unspliced counts (count likelihoods).
-
-        A registered size factor is used for both layers; otherwise each layer's library over
-        the model's genes divided by the median library of the cell's batch.
-        """
-        covariates = covariates or {}
-        given = covariates.get(REGISTRY_KEYS.SIZE_FACTOR_KEY)
-        if given is not None:
-            factor = given.squeeze(-1).clamp_min(1e-8)
-            return factor, factor
-        library = torch.stack((spliced.sum(-1), unspliced.sum(-1)), dim=-1)
-        batch = covariates.get(REGISTRY_KEYS.BATCH_KEY)
-        median = (
-            self.library_median[0]
-            if batch is None
-            else self.library_median[batch.long().squeeze(-1)]
-        )
-        factor = (library / median).clamp_min(1e-3)
-        return factor[..., 0], factor[..., 1]
+    @property
+    def log_theta(self) -> nn.Parameter:
+        """Negative binomial: log inverse dispersion of u and s (rows) per gene."""
+        return self.observation.log_theta
 
     def scaled_observation(
         self,
@@ -387,9 +290,7 @@ class REVELOVAE(BaseModuleClass):
         factors ``exp(log_scale)`` when given.
         """
         spliced, unspliced = self._normalised(spliced, unspliced, covariates, log_scale)
-        if self.likelihood != "gaussian":
-            spliced, unspliced = spliced / self.count_scale[0], unspliced / self.count_scale[1]
-        return spliced, unspliced
+        return self.observation.kinetic_units(spliced, unspliced)
 
     def _normalised(
         self,
@@ -399,10 +300,7 @@ class REVELOVAE(BaseModuleClass):
         log_scale: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Counts divided by their size factors, and everything by ``exp(log_scale)``."""
-        if self.likelihood != "gaussian":
-            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
-            spliced = spliced / size_s.unsqueeze(-1)
-            unspliced = unspliced / size_u.unsqueeze(-1)
+        spliced, unspliced = self.observation.normalise(spliced, unspliced, covariates)
         if log_scale is not None:
             spliced = spliced * torch.exp(-log_scale[..., 1, :])
             unspliced = unspliced * torch.exp(-log_scale[..., 0, :])
@@ -440,8 +338,7 @@ class REVELOVAE(BaseModuleClass):
         if log_scale is not None:
             log_scale = log_scale.detach()
         spliced, unspliced = self._normalised(spliced, unspliced, covariates, log_scale)
-        if self.likelihood != "gaussian":
-            spliced, unspliced = torch.log1p(spliced), torch.log1p(unspliced)
+        spliced, unspliced = self.observation.encoder_input(spliced, unspliced)
         x = torch.cat((spliced, unspliced), dim=-1)
         cont = self._continuous(covariates)
         if cont is not None:
@@ -470,66 +367,30 @@ class REVELOVAE(BaseModuleClass):
         cont = self._continuous(covariates)
         if cont is not None:
             decoder_input = torch.cat((z, cont.expand(*z.shape[:-1], cont.shape[-1])), dim=-1)
-        rho, tau, state_logits, cell_time = self.decoder(
-            decoder_input, *self._categories(covariates)
-        )
+        heads, state_logits = self.decoder(decoder_input, *self._categories(covariates))
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
         scaling = self.unspliced_scaling()
+        times = self.time.phase_times(heads, t_switch)
+        path = switch_trajectory(alpha, beta, gamma, t_switch, times.induction, times.repression)
+        ones = torch.ones_like(times.induction)
+        zeros = torch.zeros_like(times.induction)
 
-        if self.time_mode == "shared":
-            # One clock per cell; each gene may deviate from it by a bounded amount.
-            deviation = self.gene_time_spread * self.t_max * (2 * rho - 1)
-            gene_time = (self.t_max * cell_time + deviation).clamp(0.0, self.t_max)
-            t_induction = torch.minimum(gene_time, t_switch)
-            t_repression = (gene_time - t_switch).clamp_min(0.0)
-        else:
-            gene_time = None
-            t_induction = t_switch * rho
-            t_repression = (self.t_max - t_switch) * tau
-        u_induction, s_induction = induction(alpha, beta, gamma, t_induction)
-        u_switch, s_switch = induction(alpha, beta, gamma, t_switch)
-        u_repression, s_repression = repression(u_switch, s_switch, beta, gamma, t_repression)
+        def states(induced, steady, repressed):
+            return torch.stack((induced, steady, repressed, zeros), dim=-1)
 
-        ones = torch.ones_like(rho)
-        zeros = torch.zeros_like(rho)
-        mean_u = scaling.unsqueeze(-1) * torch.stack(
-            (u_induction, alpha / beta * ones, u_repression, zeros), dim=-1
-        )
-        mean_s = torch.stack((s_induction, alpha / gamma * ones, s_repression, zeros), dim=-1)
-        # Time on the axis [0, t_max] that each state places the cell at. The off state
-        # (0, 0) is where induction starts at t = 0; repression only tends to it. The
-        # read-out (posterior_fit) leaves it out: a cell there may be early or late.
-        if gene_time is not None:
-            time = gene_time.unsqueeze(-1).expand(*gene_time.shape, 4)
-        else:
-            time = torch.stack(
-                (t_induction, t_switch * ones, t_switch + t_repression, zeros), dim=-1
-            )
-        velocity_u = scaling.unsqueeze(-1) * torch.stack(
-            (alpha - beta * u_induction, zeros, -beta * u_repression, zeros), dim=-1
-        )
-        velocity_s = torch.stack(
-            (
-                beta * u_induction - gamma * s_induction,
-                zeros,
-                beta * u_repression - gamma * s_repression,
-                zeros,
-            ),
-            dim=-1,
-        )
         return {
-            "rho": rho,
-            "tau": tau,
-            "cell_time": self.t_max * cell_time.squeeze(-1),
+            **times.outputs,
             "state_logits": state_logits,
-            "mean_u": mean_u,
-            "mean_s": mean_s,
-            "time": time,
-            "velocity_u": velocity_u,
-            "velocity_s": velocity_s,
-            "u_switch": scaling * u_switch,
-            "s_switch": s_switch,
+            "mean_u": scaling.unsqueeze(-1)
+            * states(path.induction.u, alpha / beta * ones, path.repression.u),
+            "mean_s": states(path.induction.s, alpha / gamma * ones, path.repression.s),
+            "time": times.state,
+            "velocity_u": scaling.unsqueeze(-1)
+            * states(path.induction.velocity_u, zeros, path.repression.velocity_u),
+            "velocity_s": states(path.induction.velocity_s, zeros, path.repression.velocity_s),
+            "u_switch": scaling * path.u_switch,
+            "s_switch": path.s_switch,
             "log_covariate_scale": self.log_covariate_scale(covariates),
         }
 
@@ -546,30 +407,7 @@ class REVELOVAE(BaseModuleClass):
         if log_scale is not None:
             mean_u = mean_u * torch.exp(log_scale[..., 0, :]).unsqueeze(-1)
             mean_s = mean_s * torch.exp(log_scale[..., 1, :]).unsqueeze(-1)
-        if self.likelihood == "gaussian":
-            scale_u, scale_s = self.noise_scale()
-            factor = torch.ones(4, device=scale_u.device)
-            factor[3] = self.steady_scale_factor
-            log_lik = normal_log_prob(
-                unspliced.unsqueeze(-1), mean_u, scale_u.unsqueeze(-1) * factor
-            ) + normal_log_prob(spliced.unsqueeze(-1), mean_s, scale_s.unsqueeze(-1) * factor)
-        else:
-            size_s, size_u = self.size_factors(spliced, unspliced, covariates)
-            rate_u = (size_u.unsqueeze(-1) * self.count_scale[1]).unsqueeze(-1) * (
-                mean_u + _COUNT_FLOOR
-            )
-            rate_s = (size_s.unsqueeze(-1) * self.count_scale[0]).unsqueeze(-1) * (
-                mean_s + _COUNT_FLOOR
-            )
-            if self.likelihood == "poisson":
-                log_lik = poisson_log_prob(unspliced.unsqueeze(-1), rate_u) + poisson_log_prob(
-                    spliced.unsqueeze(-1), rate_s
-                )
-            else:
-                theta = torch.exp(self.log_theta).unsqueeze(-1)
-                log_lik = nb_log_prob(unspliced.unsqueeze(-1), rate_u, theta[0]) + nb_log_prob(
-                    spliced.unsqueeze(-1), rate_s, theta[1]
-                )
+        log_lik = self.observation.log_prob(spliced, unspliced, mean_s, mean_u, covariates)
         return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
 
     def state_anchoring(
@@ -630,19 +468,7 @@ class REVELOVAE(BaseModuleClass):
             inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"], free_bits
         )
         loss = torch.mean(reconstruction) + kl_weight * kl_scale * kl_objective
-        time_prior = tensors.get(REGISTRY_KEYS.TIME_PRIOR_KEY)
-        if time_prior is not None and self.time_mode == "shared" and self.time_prior_weight > 0:
-            # Pull each cell's clock toward a data-driven initial ordering while the KL warms
-            # up; the pull fades out with (1 − kl_weight), leaving the final fit to the ELBO.
-            gap = (generative_outputs["cell_time"] - time_prior.squeeze(-1)) / self.t_max
-            loss = (
-                loss
-                + self.time_prior_weight * (1.0 - kl_weight) * self.n_genes * gap.square().mean()
-            )
-        if self.time_mode == "shared" and self.clock_uniform_weight > 0:
-            # Keep the cells' clocks spread over the whole axis.
-            clock = generative_outputs["cell_time"] / self.t_max
-            loss = loss + self.clock_uniform_weight * self.n_genes * uniform_clock_penalty(clock)
+        loss = loss + self.time.loss(tensors, generative_outputs, kl_weight, self.n_genes)
         if self.steady_state_ratio is not None and self.state_prior_weight > 0:
             # While the KL warms up, pull the decoder's states toward the side of the
             # steady-state line that each cell lies on, so no gene settles into a fit whose
@@ -687,11 +513,10 @@ class REVELOVAE(BaseModuleClass):
         generative = self.generative(z, covariates)
         log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
         log_lik = torch.logsumexp(log_joint, dim=-1)
-        if self.time_mode == "shared":
+        allowed = self.time.allowed_states(generative, self.switch_time())
+        if allowed is not None:
             # The clock decides the side of each gene's switch; the data the state within it.
-            before = generative["time"][..., 0] < self.switch_time()
-            side = torch.stack((before, before, ~before, ~before), dim=-1)
-            log_joint = log_joint.masked_fill(~side, float("-inf"))
+            log_joint = log_joint.masked_fill(~allowed, float("-inf"))
         probs = torch.softmax(log_joint, dim=-1)
         timed = torch.softmax(log_joint[..., :3], dim=-1)
 
@@ -716,31 +541,3 @@ class REVELOVAE(BaseModuleClass):
     def sample(self, *args, **kwargs):
         """Sampling new cells is not part of this model."""
         raise NotImplementedError("REVELOVAE does not generate new cells.")
-
-
-def uniform_clock_penalty(clock: torch.Tensor) -> torch.Tensor:
-    """Squared 2-Wasserstein distance from the clock values to a uniform spread on [0, 1].
-
-    The ``n`` values (all entries of ``clock``, fractions of the time axis) are sorted and
-    compared with the midpoints ``(i + 0.5) / n`` of ``n`` equal slices of [0, 1], the optimal
-    coupling in one dimension: the penalty is the mean squared gap. It is 0 for evenly spread
-    values and grows as they bunch up.
-    """
-    ordered, _ = torch.sort(clock.reshape(-1))
-    n = ordered.shape[0]
-    grid = (torch.arange(n, device=ordered.device, dtype=ordered.dtype) + 0.5) / n
-    return (ordered - grid).square().mean()
-
-
-def covariates_of(
-    tensors: dict[str, torch.Tensor], device: torch.device | str | None = None
-) -> dict[str, torch.Tensor]:
-    """The covariate tensors (batch, categorical, continuous, size factor) of a minibatch.
-
-    Moved to ``device`` when one is given.
-    """
-    return {
-        key: tensors[key] if device is None else tensors[key].to(device)
-        for key in _COVARIATE_KEYS
-        if key in tensors
-    }
