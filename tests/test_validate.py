@@ -2,16 +2,20 @@ from __future__ import annotations
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
 
-from revelo._validate import (
+from revelo._utils import to_dense
+from revelo._validation import (
+    check_layer,
     check_layers,
     check_min_cells,
     check_not_backed,
     check_spliced_unspliced,
     check_unique_names,
     empty_cells_and_genes,
+    gene_mask,
 )
 
 FORMATS = {
@@ -161,3 +165,45 @@ def test_large_sparse_matrix_is_never_densified():
     matrix.data[0] = -2
     with pytest.raises(ValueError, match="1 negative"):
         check_layers(adata, ["spliced"])
+
+
+def test_check_layer_names_the_call_to_make():
+    adata = _adata(np.ones((3, 2)))
+    check_layer(adata, "spliced")
+    with pytest.raises(KeyError, match=r"no 'velocity': run model\.add_outputs\(adata\) first"):
+        check_layer(adata, "velocity")
+    with pytest.raises(KeyError, match="no 'Ms': compute the moments"):
+        check_layer(adata, "Ms", "compute the moments")
+
+
+def test_gene_mask_from_names_mask_or_none():
+    names = pd.Index(["a", "b", "c", "d"])
+    np.testing.assert_array_equal(gene_mask(names, None), [True] * 4)
+    np.testing.assert_array_equal(gene_mask(names, ["d", "b"]), [False, True, False, True])
+    chosen = np.array([True, False, False, True])
+    mask = gene_mask(names, chosen)
+    np.testing.assert_array_equal(mask, chosen)
+    mask[0] = False
+    assert chosen[0], "the caller's mask must not change when the result is modified"
+
+
+def test_gene_mask_rejects_unknown_empty_and_misshaped():
+    names = pd.Index(["a", "b", "c"])
+    with pytest.raises(KeyError, match=r"`gene_list` are not in adata\.var_names: \['z'\]"):
+        gene_mask(names, ["a", "z"], name="gene_list")
+    with pytest.raises(ValueError, match="`genes` is empty"):
+        gene_mask(names, [])
+    with pytest.raises(ValueError, match=r"needs 3 entries .*not \(2,\)"):
+        gene_mask(names, np.array([True, False]))
+
+
+@pytest.mark.parametrize("fmt", ["dense", "csr", "csc"])
+def test_to_dense_keeps_values_and_casts(fmt):
+    values = np.array([[0, 1.5], [2, 0]], dtype=np.float32)
+    dense = to_dense(FORMATS[fmt](values))
+    assert isinstance(dense, np.ndarray)
+    assert dense.dtype == np.float32
+    np.testing.assert_array_equal(dense, values)
+    cast = to_dense(FORMATS[fmt](values), np.float64)
+    assert cast.dtype == np.float64
+    np.testing.assert_array_equal(cast, values.astype(np.float64))

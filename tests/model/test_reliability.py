@@ -448,7 +448,7 @@ def test_same_seed_gives_bit_identical_velocities(prepared):
 )
 def test_model_options_are_checked(kwargs, pattern):
     # REVELO.__init__ is meant to call this first (see the Reliability issue).
-    from revelo.model._checks import check_model_params
+    from revelo._validation import check_model_params
 
     options = {"n_hidden": 16, "n_latent": 10, "n_layers": 1, "dropout_rate": 0.1, "t_max": 20.0}
     check_model_params(**options)

@@ -9,9 +9,9 @@ import pytest
 from scipy import sparse
 
 import revelo
+from revelo._steady_state import steady_state_fit
 from revelo.datasets import simulate
 from revelo.pp import moments, preprocess
-from revelo.pp._steady_state import steady_state_fit
 
 FAST = {"compute_umap": False, "n_neighbors": 10, "n_pcs": 10}
 

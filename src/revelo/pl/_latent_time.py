@@ -11,7 +11,10 @@ from matplotlib.axes import Axes
 from scipy import sparse
 from scipy.ndimage import uniform_filter1d
 
-from ._utils import check_latent_time, check_layer, doc_params, embedding_scatter, finish
+from revelo._utils import to_dense
+from revelo._validation import check_layer
+
+from ._utils import check_latent_time, doc_params, embedding_scatter, finish
 
 if TYPE_CHECKING:
     import os
@@ -70,8 +73,7 @@ def gene_trends(
     indices into `genes`.
     """
     cells = np.argsort(adata.obs[key].to_numpy(dtype=float), kind="stable")
-    matrix = adata[:, list(genes)].layers[layer]
-    matrix = matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix, dtype=float)
+    matrix = to_dense(adata[:, list(genes)].layers[layer], float)
     trends = uniform_filter1d(matrix[cells].T.astype(float), size=max(window, 1), axis=1)
     low = trends.min(axis=1, keepdims=True)
     span = trends.max(axis=1, keepdims=True) - low

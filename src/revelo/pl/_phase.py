@@ -12,9 +12,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from revelo._validation import check_layer
 from revelo.module._kinetics import induction, repression
 
-from ._utils import category_colors, check_layer, dense_column, doc_params, finish
+from ._utils import category_colors, dense_column, doc_params, finish
 
 if TYPE_CHECKING:
     import os

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import matplotlib.pyplot as plt
 import numpy as np
 import scanpy as sc
-from scipy import sparse
 
 from revelo._docs import fill_docs
+from revelo._utils import to_dense
+from revelo._validation import check_layer
 
 if TYPE_CHECKING:
     import os
@@ -95,16 +96,6 @@ def get_basis(adata: AnnData, basis: str) -> np.ndarray:
     return np.asarray(adata.obsm[key])[:, :2]
 
 
-def check_layer(adata: AnnData, layer: str) -> None:
-    """Raise when a layer written by the model is missing."""
-    if layer not in adata.layers:
-        msg = (
-            f"No layer {layer!r} in adata.layers; run model.add_outputs(adata) "
-            "to write the model outputs first."
-        )
-        raise KeyError(msg)
-
-
 def check_latent_time(adata: AnnData, key: str) -> None:
     """Raise when the latent time is missing."""
     if key not in adata.obs:
@@ -152,10 +143,7 @@ def category_colors(adata: AnnData, key: str) -> list[str]:
 
 def dense_column(adata: AnnData, layer: str, gene: int) -> np.ndarray:
     """One gene's values of a (possibly sparse) layer as a flat float array."""
-    column = adata.layers[layer][:, gene]
-    if sparse.issparse(column):
-        column = column.toarray()
-    return np.asarray(column, dtype=float).ravel()
+    return to_dense(adata.layers[layer][:, gene], float).ravel()
 
 
 # ------------------------------------------------------------------ figure handling

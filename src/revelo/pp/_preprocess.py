@@ -9,7 +9,9 @@ import numpy as np
 import scanpy as sc
 from scipy import sparse
 
-from .._validate import (
+from .._steady_state import steady_state_fit
+from .._utils import to_dense
+from .._validation import (
     check_min_cells,
     check_not_backed,
     check_spliced_unspliced,
@@ -19,7 +21,6 @@ from .._validate import (
 from ._moments import write_moments
 from ._neighbors import neighbors
 from ._normalize import cell_totals, normalize_per_cell
-from ._steady_state import steady_state_fit
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -119,7 +120,7 @@ def preprocess(
     Raises
     ------
     ValueError
-        When the input is invalid (see ``revelo._validate``), when too few cells remain for
+        When the input is invalid (see ``revelo._validation``), when too few cells remain for
         the graph, or when no gene passes a filter.
     """
     check_not_backed(adata)
@@ -180,7 +181,7 @@ def preprocess(
         write_moments(out, normalized["spliced"], normalized["unspliced"])
         fit_s, fit_u = out.layers["Ms"], out.layers["Mu"]
     else:
-        fit_s, fit_u = (_dense(normalized[key]) for key in ("spliced", "unspliced"))
+        fit_s, fit_u = (to_dense(normalized[key]) for key in ("spliced", "unspliced"))
     gamma, r2 = steady_state_fit(fit_s, fit_u)
     varies = (np.ptp(fit_s, axis=0) > 0) & (np.ptp(fit_u, axis=0) > 0)
     out.var["velocity_gamma"] = gamma
@@ -237,10 +238,6 @@ def _log1p(matrix):
         logged.data = np.log1p(logged.data)
         return logged
     return np.log1p(matrix)
-
-
-def _dense(matrix) -> np.ndarray:
-    return matrix.toarray() if sparse.issparse(matrix) else np.asarray(matrix)
 
 
 def _warn_dropped(mask: np.ndarray, what: str) -> None:

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from ._utils import _HINT_VELOCITY, check_layer, check_neighbors, knn_indices, velocity_gene_mask
+from revelo._utils import to_dense
+from revelo._validation import HINT_VELOCITY, check_layer, check_neighbors
+
+from ._utils import knn_indices, velocity_gene_mask
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -44,14 +47,13 @@ def velocity_confidence(
         neighbour) with zero velocity contributes 0 rather than NaN.
     """
     adata = adata.copy() if copy else adata
-    check_layer(adata, vkey, _HINT_VELOCITY)
+    check_layer(adata, vkey, HINT_VELOCITY)
     dist = check_neighbors(adata)
 
     genes = velocity_gene_mask(adata, vkey)
     if "spearmans_score" in adata.var:
         genes &= adata.var["spearmans_score"].to_numpy() > 0.1
-    velocity = adata.layers[vkey][:, genes]
-    velocity = np.asarray(velocity.toarray() if sparse.issparse(velocity) else velocity, float)
+    velocity = to_dense(adata.layers[vkey][:, genes], float)
     velocity -= velocity.mean(1, keepdims=True)
     length = np.linalg.norm(velocity, axis=1)
     unit = np.divide(

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from revelo._validation import HINT_VELOCITY, check_layer
+
 from ._graph import velocity_graph
-from ._utils import _HINT_VELOCITY, check_layer, velocity_gene_mask
+from ._utils import velocity_gene_mask
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -82,7 +84,7 @@ def velocity_embedding(
             f"e.g. scanpy.tl.{basis}(adata)."
         )
         raise KeyError(msg)
-    check_layer(adata, vkey, _HINT_VELOCITY)
+    check_layer(adata, vkey, HINT_VELOCITY)
     embedding = np.asarray(adata.obsm[f"X_{basis}"], dtype=np.float64)
 
     if direct_pca:

@@ -9,11 +9,9 @@ import torch
 from scipy import sparse
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from revelo._validation import HINT_MOMENTS, HINT_VELOCITY, check_layer, check_neighbors
+
 from ._utils import (
-    _HINT_MOMENTS,
-    _HINT_VELOCITY,
-    check_layer,
-    check_neighbors,
     dense_layer,
     knn_indices,
     recursive_neighbors,
@@ -94,8 +92,8 @@ def velocity_graph(
         entry is dropped because earlier projections are now stale.
     """
     adata = adata.copy() if copy else adata
-    check_layer(adata, vkey, _HINT_VELOCITY)
-    check_layer(adata, xkey, _HINT_MOMENTS)
+    check_layer(adata, vkey, HINT_VELOCITY)
+    check_layer(adata, xkey, HINT_MOMENTS)
     dist = check_neighbors(adata)
 
     params = adata.uns.get(f"{vkey}_params", {})

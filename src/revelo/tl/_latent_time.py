@@ -8,6 +8,9 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import rankdata
 
+from revelo._utils import to_dense
+from revelo._validation import HINT_VELOCITY, check_layer
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -69,13 +72,10 @@ def latent_time(
         Shared latent time in [0, 1].
     """
     adata = adata.copy() if copy else adata
-    if fit_t_key not in adata.layers:
-        msg = f"adata.layers has no {fit_t_key!r}: run model.add_outputs(adata) first."
-        raise KeyError(msg)
+    check_layer(adata, fit_t_key, HINT_VELOCITY)
     root = _root_mask(adata, root_key, root_cells)
 
-    times = adata.layers[fit_t_key]
-    times = np.asarray(times.toarray() if sparse.issparse(times) else times, dtype=np.float64)
+    times = to_dense(adata.layers[fit_t_key], np.float64)
     genes = ~np.all(np.isnan(times), axis=0)
     if "velocity_genes" in adata.var:
         genes &= adata.var["velocity_genes"].to_numpy(dtype=bool)

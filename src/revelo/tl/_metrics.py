@@ -17,7 +17,10 @@ import pandas as pd
 from scipy import sparse
 from scipy.stats import rankdata
 
-from ._utils import _HINT_MOMENTS, _HINT_NEIGHBORS, _HINT_VELOCITY, check_layer, velocity_gene_mask
+from revelo._utils import to_dense
+from revelo._validation import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY, check_layer, gene_mask
+
+from ._utils import velocity_gene_mask
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -245,11 +248,11 @@ def velocity_accuracy(
     velocity has the sign of the true one. ``"cosine"``: mean over cells of the cosine similarity
     between the inferred and true velocity vectors (0 for a cell where either is zero).
     """
-    velocity = _dense(_layer(adata, vkey))
-    truth = _dense(_layer(adata, true_key))
+    velocity = to_dense(_layer(adata, vkey), np.float64)
+    truth = to_dense(_layer(adata, true_key), np.float64)
     keep = np.isfinite(velocity).all(axis=0) & np.isfinite(truth).all(axis=0)
     if genes is not None:
-        keep &= _gene_mask(adata, genes)
+        keep &= gene_mask(adata.var_names, genes)
     if not keep.any():
         msg = f"No gene has finite values in both layers[{vkey!r}] and layers[{true_key!r}]."
         raise ValueError(msg)
@@ -301,7 +304,7 @@ def latent_time_accuracy(
 
     median_gene = float("nan")
     if gene_time_key in adata.layers:
-        gene_times = _dense(adata.layers[gene_time_key])
+        gene_times = to_dense(adata.layers[gene_time_key], np.float64)
         cells = np.isfinite(truth)
         gene_times = gene_times[cells]
         usable = np.isfinite(gene_times).all(axis=0)
@@ -383,15 +386,9 @@ def batch_mixing(
 # --------------------------------------------------------------------------------------------
 
 
-def _dense(matrix) -> np.ndarray:
-    if sparse.issparse(matrix):
-        matrix = matrix.toarray()
-    return np.asarray(matrix, dtype=np.float64)
-
-
 def _layer(adata: AnnData, key: str) -> np.ndarray:
-    hints = {"Ms": _HINT_MOMENTS, "true_velocity": "simulate data with revelo.datasets.simulate"}
-    check_layer(adata, key, hints.get(key, _HINT_VELOCITY))
+    hints = {"Ms": HINT_MOMENTS, "true_velocity": "simulate data with revelo.datasets.simulate"}
+    check_layer(adata, key, hints.get(key, HINT_VELOCITY))
     return adata.layers[key]
 
 
@@ -418,20 +415,6 @@ def _observed_clusters(adata: AnnData, cluster_key: str) -> list[str]:
     return sorted(present)
 
 
-def _gene_mask(adata: AnnData, genes: Sequence[str] | np.ndarray) -> np.ndarray:
-    genes = np.asarray(genes)
-    if genes.dtype == bool:
-        if genes.shape != (adata.n_vars,):
-            msg = f"A boolean `genes` mask needs {adata.n_vars} entries, not {genes.shape}."
-            raise ValueError(msg)
-        return genes
-    unknown = np.setdiff1d(genes, adata.var_names)
-    if unknown.size:
-        msg = f"Genes not in adata.var_names: {unknown[:5].tolist()}."
-        raise KeyError(msg)
-    return adata.var_names.isin(genes)
-
-
 def _velocity_and_position(
     adata: AnnData, *, vkey: str, basis: str | None, xkey: str | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -447,11 +430,13 @@ def _velocity_and_position(
                 f"revelo.tl.velocity_embedding(adata, basis={basis!r})."
             )
             raise KeyError(msg)
-        return _dense(adata.obsm[velocity_key]), _dense(adata.obsm[embedding_key])
+        return to_dense(adata.obsm[velocity_key], np.float64), to_dense(
+            adata.obsm[embedding_key], np.float64
+        )
 
-    velocity = _dense(_layer(adata, vkey))
+    velocity = to_dense(_layer(adata, vkey), np.float64)
     keep = velocity_gene_mask(adata, vkey)
-    position = None if xkey is None else _dense(_layer(adata, xkey))[:, keep]
+    position = None if xkey is None else to_dense(_layer(adata, xkey), np.float64)[:, keep]
     return velocity[:, keep], position
 
 
@@ -464,7 +449,7 @@ def _neighbor_pairs(adata: AnnData, neighbors_key: str | None) -> tuple[np.ndarr
             raise KeyError(msg)
         graph_key = adata.uns[neighbors_key].get("connectivities_key", graph_key)
     if graph_key not in adata.obsp:
-        msg = f"adata.obsp[{graph_key!r}] not found: {_HINT_NEIGHBORS}."
+        msg = f"adata.obsp[{graph_key!r}] not found: {HINT_NEIGHBORS}."
         raise KeyError(msg)
     graph = sparse.coo_matrix(adata.obsp[graph_key])
     edge = (graph.row != graph.col) & (graph.data != 0)

@@ -1,4 +1,4 @@
-"""Helpers shared by the velocity tools: input checks, gene selection and neighbour indices."""
+"""Helpers shared by the velocity tools: device, gene selection and neighbour indices."""
 
 from __future__ import annotations
 
@@ -8,31 +8,11 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from revelo._utils import to_dense
+from revelo._validation import gene_mask
+
 if TYPE_CHECKING:
     from anndata import AnnData
-
-_HINT_VELOCITY = "run model.add_outputs(adata) first"
-_HINT_MOMENTS = "run revelo.pp.preprocess(adata) first"
-_HINT_NEIGHBORS = "run scanpy.pp.neighbors(adata) (or revelo.pp.preprocess(adata)) first"
-
-
-def check_layer(adata: AnnData, key: str, hint: str) -> None:
-    """Raise a :class:`KeyError` naming the call to make when ``adata.layers`` lacks ``key``."""
-    if key not in adata.layers:
-        msg = f"adata.layers has no {key!r}: {hint}."
-        raise KeyError(msg)
-
-
-def check_neighbors(adata: AnnData) -> sparse.csr_matrix:
-    """Return ``obsp["distances"]`` as CSR, or raise if no usable neighbour graph exists."""
-    if "distances" not in adata.obsp:
-        msg = f"adata.obsp has no 'distances' (no neighbour graph): {_HINT_NEIGHBORS}."
-        raise KeyError(msg)
-    dist = sparse.csr_matrix(adata.obsp["distances"])
-    if np.diff(dist.indptr).min() == 0:
-        msg = f"Some cells have no neighbours in adata.obsp['distances']: {_HINT_NEIGHBORS}."
-        raise ValueError(msg)
-    return dist
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -44,11 +24,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def dense_layer(adata: AnnData, key: str, genes: np.ndarray) -> np.ndarray:
     """Layer ``key`` restricted to the boolean mask ``genes``, as a dense float32 array."""
-    layer = adata.layers[key]
-    layer = layer[:, genes]
-    if sparse.issparse(layer):
-        layer = layer.toarray()
-    return np.asarray(layer, dtype=np.float32)
+    return to_dense(adata.layers[key][:, genes], np.float32)
 
 
 def velocity_gene_mask(
@@ -57,23 +33,13 @@ def velocity_gene_mask(
     """Genes used by the velocity tools.
 
     ``gene_subset`` (names, or a boolean mask) wins over ``var[f"{vkey}_genes"]``; genes whose
-    velocity is NaN in any cell (not fitted) are always dropped.
+    velocity is NaN in any cell (not fitted) are always dropped. Names not in ``var_names``
+    raise a :class:`KeyError`.
     """
-    mask = np.ones(adata.n_vars, dtype=bool)
-    if gene_subset is not None:
-        subset = np.asarray(gene_subset)
-        if subset.dtype == bool:
-            mask &= subset
-        else:
-            mask &= adata.var_names.isin(subset)
-    elif f"{vkey}_genes" in adata.var:
+    mask = gene_mask(adata.var_names, gene_subset, name="gene_subset")
+    if gene_subset is None and f"{vkey}_genes" in adata.var:
         mask &= np.asarray(adata.var[f"{vkey}_genes"], dtype=bool)
-    velocity = adata.layers[vkey]
-    if sparse.issparse(velocity):
-        fitted = ~np.isnan(velocity.sum(0).A1)
-    else:
-        fitted = ~np.isnan(np.asarray(velocity).sum(0))
-    mask &= fitted
+    mask &= ~np.isnan(to_dense(adata.layers[vkey].sum(0)).ravel())
     if not mask.any():
         msg = (
             f"No gene is usable for {vkey!r}: every selected gene has NaN velocities or "

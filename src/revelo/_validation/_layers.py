@@ -1,8 +1,6 @@
-"""Input validation shared by preprocessing, the model and the tools.
+"""Checks of expression layers: presence, shape, dtype and values.
 
-Every check raises an error whose message names the problem *and* the fix. None of them
-modifies its input (views are fine) or densifies a sparse matrix: sparse checks look at the
-stored values only.
+Sparse checks look at the stored values only, so nothing is densified.
 """
 
 from __future__ import annotations
@@ -13,91 +11,32 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from ._hints import HINT_VELOCITY
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = [
-    "check_layers",
-    "check_min_cells",
-    "check_not_backed",
-    "check_spliced_unspliced",
-    "check_unique_names",
-    "empty_cells_and_genes",
-]
 
-
-def check_not_backed(adata: AnnData) -> None:
-    """Raise if ``adata`` is opened in backed mode.
+def check_layer(adata: AnnData, key: str, hint: str = HINT_VELOCITY) -> None:
+    """Raise when ``adata.layers`` lacks ``key`` written by an earlier step.
 
     Parameters
     ----------
     adata
         Annotated data matrix.
+    key
+        Key in ``adata.layers``.
+    hint
+        The call that writes the layer, e.g. :data:`HINT_VELOCITY`.
 
     Raises
     ------
-    ValueError
-        When ``adata.isbacked`` is true.
+    KeyError
+        Naming the call to make first.
     """
-    if adata.isbacked:
-        msg = (
-            f"The AnnData is opened in backed mode ({adata.filename}); revelo needs it in "
-            "memory. Load it with `adata = adata.to_memory()` first."
-        )
-        raise ValueError(msg)
-
-
-def check_unique_names(adata: AnnData) -> None:
-    """Raise if cell or gene names are duplicated.
-
-    Parameters
-    ----------
-    adata
-        Annotated data matrix.
-
-    Raises
-    ------
-    ValueError
-        When ``obs_names`` or ``var_names`` hold duplicates.
-    """
-    for axis, names, fix in (
-        ("obs_names", adata.obs_names, "adata.obs_names_make_unique()"),
-        ("var_names", adata.var_names, "adata.var_names_make_unique()"),
-    ):
-        if not names.is_unique:
-            duplicated = names[names.duplicated()].unique()
-            shown = ", ".join(repr(name) for name in duplicated[:5])
-            msg = (
-                f"{len(duplicated)} {axis} are duplicated (e.g. {shown}). "
-                f"Make them unique with `{fix}` first."
-            )
-            raise ValueError(msg)
-
-
-def check_min_cells(n_obs: int, n_neighbors: int) -> None:
-    """Raise if there are too few cells to build a ``n_neighbors`` nearest-neighbour graph.
-
-    Parameters
-    ----------
-    n_obs
-        Number of cells.
-    n_neighbors
-        Number of neighbours per cell, the cell itself included (scanpy's convention).
-
-    Raises
-    ------
-    ValueError
-        When ``n_obs <= n_neighbors`` or ``n_neighbors < 2``.
-    """
-    if n_neighbors < 2:
-        msg = f"n_neighbors={n_neighbors} is too small; pass n_neighbors=2 or more."
-        raise ValueError(msg)
-    if n_obs <= n_neighbors:
-        msg = (
-            f"Only {n_obs} cells are left, too few for a graph with n_neighbors={n_neighbors}. "
-            f"Pass n_neighbors={max(n_obs - 1, 2)} or fewer, or use more cells."
-        )
-        raise ValueError(msg)
+    if key not in adata.layers:
+        msg = f"adata.layers has no {key!r}: {hint}."
+        raise KeyError(msg)
 
 
 def check_layers(adata: AnnData, layers: Sequence[str], *, counts: bool = False) -> None:

@@ -1,0 +1,48 @@
+"""Input validation shared by preprocessing, the model, the tools and the plots.
+
+Every check raises an error whose message names the problem *and* the fix, and none modifies
+its input. One module per kind of input:
+
+- ``_anndata``: the AnnData as a whole (in memory, unique names, registrable, covariates, the
+  genes of a trained model);
+- ``_layers``: expression layers (present, shape, dtype, finite non-negative counts);
+- ``_graph``: the neighbour graph and the cells it needs;
+- ``_genes``: a gene selection given as names or a boolean mask;
+- ``_options``: the model's architecture and training options;
+- ``_hints``: the call that writes each prerequisite, quoted by the messages.
+"""
+
+from __future__ import annotations
+
+from ._anndata import (
+    check_covariates,
+    check_not_backed,
+    check_registrable,
+    check_same_genes,
+    check_unique_names,
+)
+from ._genes import gene_mask
+from ._graph import check_min_cells, check_neighbors
+from ._hints import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY
+from ._layers import check_layer, check_layers, check_spliced_unspliced, empty_cells_and_genes
+from ._options import check_model_params, check_train_params
+
+__all__ = [
+    "HINT_MOMENTS",
+    "HINT_NEIGHBORS",
+    "HINT_VELOCITY",
+    "check_covariates",
+    "check_layer",
+    "check_layers",
+    "check_min_cells",
+    "check_model_params",
+    "check_neighbors",
+    "check_not_backed",
+    "check_registrable",
+    "check_same_genes",
+    "check_spliced_unspliced",
+    "check_train_params",
+    "check_unique_names",
+    "empty_cells_and_genes",
+    "gene_mask",
+]
