@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import revelo
-from revelo.__main__ import _is_input_error, main
+from revelo.__main__ import _is_input_error, _parser, _root_cells, main
 from revelo.model import NonFiniteLossError
 
 
@@ -77,3 +79,121 @@ def test_only_input_errors_are_reported_without_a_traceback():
     assert _is_input_error(KeyError("layer"))
     assert not _is_input_error(RuntimeError("a bug"))
     assert not _is_input_error(ZeroDivisionError())
+
+
+def _run(args: list[str], cwd, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "revelo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["fit"], ["demo"]], ids=["revelo", "fit", "demo"])
+def test_help_answers_within_a_second_in_plain_text(command, tmp_path):
+    start = time.perf_counter()
+    done = _run([*command, "--help"], tmp_path, timeout=60)
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0
+    # the interpreter's own start-up is part of the second
+    assert seconds < 1.0, f"--help took {seconds:.2f} s"
+    assert "``" not in done.stdout and ":func:" not in done.stdout and ":class:" not in done.stdout
+
+
+def test_every_option_has_help_text():
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            assert action.help, f"revelo {name} {action.option_strings or action.dest}: no help"
+            assert "``" not in action.help
+
+
+def test_fit_offers_genes_likelihood_batch_and_root_options():
+    args = _parser().parse_args(
+        [
+            "fit",
+            "in.h5ad",
+            "-o",
+            "out.h5ad",
+            "--n-top-genes",
+            "500",
+            "--likelihood",
+            "nb",
+            "--batch-key",
+            "sample",
+            "--root-group",
+            "clusters=Ductal",
+        ]
+    )
+    assert args.n_top_genes == 500
+    assert args.likelihood == "nb"
+    assert args.batch_key == "sample"
+    assert args.root_group == "clusters=Ductal"
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["fit", "in.h5ad", "-o", "out.h5ad", "--likelihood", "normal"])
+
+
+def test_root_group_names_the_cells_of_that_group(raw):
+    adata = raw.copy()
+    adata.obs["clusters"] = adata.obs["clusters"].astype(str)
+    first = adata.obs["clusters"].iloc[0]
+    expected = [n for n, c in zip(adata.obs_names, adata.obs["clusters"]) if c == first]
+    assert _root_cells(adata, f"clusters={first}") == expected
+    assert _root_cells(adata, None) is None
+    with pytest.raises(ValueError, match="COLUMN=VALUE"):
+        _root_cells(adata, "clusters")
+    with pytest.raises(ValueError, match="no cell has"):
+        _root_cells(adata, "clusters=nowhere")
+
+
+def test_fit_prints_progress_and_a_summary_without_library_chatter(tmp_path):
+    raw = revelo.datasets.simulate(n_obs=150, n_vars=12, seed=0)
+    raw.write_h5ad(tmp_path / "counts.h5ad")
+    done = _run(
+        [
+            "fit",
+            "counts.h5ad",
+            "-o",
+            "result.h5ad",
+            "--max-epochs",
+            "20",
+            "--n-neighbors",
+            "10",
+            "--n-top-genes",
+            "0",
+            "--root-group",
+            f"clusters={raw.obs['clusters'].iloc[0]}",
+        ],
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    log = done.stdout + done.stderr
+    progress = [line for line in done.stderr.splitlines() if line.startswith("epoch")]
+    # a line every tenth of the epochs when not on a terminal, each with the time left
+    assert len(progress) >= 5
+    assert progress[0].startswith("epoch  1/20") and "left" in progress[0]
+    assert progress[-1].startswith("epoch 20/20")
+    assert "Training done in" in done.stderr and "all 20 epochs" in done.stderr
+    assert "genes kept" in done.stdout and "trained 20 epochs" in done.stdout
+    assert "latent_time" in done.stdout and "velocity" in done.stdout
+    assert str(tmp_path / "result.h5ad") in done.stdout
+    assert (tmp_path / "result.h5ad").is_file()
+    for chatter in ("Seed set to", "Tip:", "LeafSpec", "log_every_n_steps", "GPU available"):
+        assert chatter not in log
+
+
+def test_verbose_lets_library_messages_through(tmp_path):
+    raw = revelo.datasets.simulate(n_obs=120, n_vars=10, seed=0)
+    raw.write_h5ad(tmp_path / "counts.h5ad")
+    args = ["fit", "counts.h5ad", "-o", "result.h5ad", "--max-epochs", "2", "--n-neighbors", "10"]
+    done = _run([*args, "--n-top-genes", "0", "--verbose"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Seed set to 0" in done.stderr
+    quiet = _run([*args, "--n-top-genes", "0", "--quiet"], tmp_path)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "epoch" not in quiet.stderr and "Seed set to" not in quiet.stderr
