@@ -13,6 +13,7 @@ from torch import nn
 
 from revelo._constants import REGISTRY_KEYS
 
+from ._anchoring import AnchoringMixin
 from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
 from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
@@ -31,7 +32,7 @@ def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn
     return nn.Parameter(softplus_inverse(value))
 
 
-class REVELOVAE(CovariateMixin, BaseModuleClass):
+class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
     """Variational autoencoder whose decoder is the splicing ODE.
 
     The encoder maps a cell's (spliced, unspliced) profile to q(z) = N(μ, σ²). The decoder maps
@@ -65,28 +66,15 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         upper quantile of the data; no pull when ``None``.
     switch_penalty
         Weight of that pull; it fades out with the KL warm-up, as ``(1 − kl_weight)``.
-    steady_scale_factor
-        Noise scale of the repression steady state (u = s = 0) relative to the other states
-        (Gaussian likelihood).
+    steady_scale_factor, noise_init
+        Gaussian likelihood: see :class:`GaussianObservation`.
     time_mode
-        ``"gene"``: each gene places the cell freely on its own trajectory (VeloVI's).
-        ``"shared"``: one clock per cell, which each gene may run ahead of or behind by at most
-        ``gene_time_spread × t_max``; a gene's state then follows the clock's side of its
-        switch in :meth:`posterior_fit` (induction or its steady state before the switch,
-        repression or the off state after it).
-    gene_time_spread
-        Shared clock: the largest deviation of a gene's time from the cell's clock, as a
-        fraction of ``t_max``.
-    noise_init
-        Initial noise scale of u and s (Gaussian likelihood).
-    time_prior_weight
-        Shared clock: weight of the pull toward the registered initial ordering of the cells;
-        it fades out with the KL warm-up, as ``(1 − kl_weight)``.
-    clock_uniform_weight
-        Shared clock: weight (per gene) of the squared 2-Wasserstein distance between each
-        minibatch's clock values and a uniform spread over ``[0, t_max]``. Without it the clocks
-        of all cells collapse into a short stretch of the axis, where each gene's deviation
-        does the work of the clock.
+        ``"gene"``: each gene places the cell freely on its own trajectory (:class:`GeneTime`,
+        VeloVI's). ``"shared"``: one clock per cell, which each gene may run ahead of or
+        behind (:class:`SharedClock`); a gene's state then follows the clock's side of its
+        switch in :meth:`posterior_fit`.
+    gene_time_spread, time_prior_weight, clock_uniform_weight
+        Shared clock: see :class:`SharedClock`.
     learn_unspliced_scaling
         Learn the per-gene factor from kinetic to observed unspliced (otherwise fixed at 1).
     steady_state_ratio, residual_scale
@@ -100,16 +88,10 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         anchored (a smooth step); 0 anchors every entry.
     likelihood
         ``"gaussian"`` on scaled moments (VeloVI's), or ``"poisson"`` / ``"nb"`` (negative
-        binomial with a learned per-gene inverse dispersion for each layer) on raw counts. The
-        expected count of a cell is its size factor × ``count_scale`` × the kinetic abundance.
-    count_scale
-        Count likelihoods: per-gene factors (rows: spliced, unspliced) from the kinetic units
-        to counts of a cell with size factor 1. The kinetics, and so the velocities, live in
-        the counts divided by these, the units of the scaled moments when they are
-        ``var["Ms_scale"]`` and ``var["Mu_scale"]``.
-    library_median
-        Count likelihoods: median library size per batch (rows) of spliced and unspliced
-        (columns). A cell's size factor is its library over its batch's median.
+        binomial with a learned per-gene inverse dispersion for each layer) on raw counts
+        (:func:`observation_model`).
+    count_scale, library_median
+        Count likelihoods: see :class:`PoissonObservation`.
     n_batch
         Number of batches (1: none). The encoder and decoder are conditioned on the batch,
         and every batch but the first scales each gene's expected u and s by learned factors.
@@ -169,7 +151,6 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         self.n_genes = n_genes
         self.n_latent = n_latent
         self.t_max = float(t_max)
-        self.switch_penalty = switch_penalty
         self.time = time_model(
             time_mode,
             self.t_max,
@@ -201,17 +182,15 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
         self.unspliced_scaling_raw.requires_grad_(learn_unspliced_scaling)
 
-        self.state_prior_weight = state_prior_weight
-        self.state_prior_margin = state_prior_margin
-        buffers = (
-            ("switch_u", switch_unspliced),
-            ("switch_s", switch_spliced),
-            ("steady_state_ratio", steady_state_ratio),
-            ("residual_scale", residual_scale),
+        self._init_anchoring(
+            switch_unspliced=switch_unspliced,
+            switch_spliced=switch_spliced,
+            switch_penalty=switch_penalty,
+            steady_state_ratio=steady_state_ratio,
+            residual_scale=residual_scale,
+            state_prior_weight=state_prior_weight,
+            state_prior_margin=state_prior_margin,
         )
-        for name, value in buffers:
-            tensor = None if value is None else torch.as_tensor(value, dtype=torch.float32)
-            self.register_buffer(name, tensor)
 
         self._init_covariates(
             n_genes,
@@ -410,37 +389,6 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         log_lik = self.observation.log_prob(spliced, unspliced, mean_s, mean_u, covariates)
         return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
 
-    def state_anchoring(
-        self,
-        spliced: torch.Tensor,
-        unspliced: torch.Tensor,
-        generative_outputs: dict,
-        covariates: dict | None = None,
-    ) -> torch.Tensor:
-        """Log-probability of the side of the steady-state line each cell lies on, per gene.
-
-        Above the line u = γ′s a gene is being induced, below it repressed. With ``r`` the
-        residual u − γ′s in units of its spread and ``p = sigmoid(3 r)``, the term is
-        ``p · log P(induction side) + (1 − p) · log P(repression side)`` under the decoder's
-        state probabilities, times a smooth step that is 0 for ``|r|`` below
-        ``state_prior_margin``: the line is fitted through the extreme cells, and where genes
-        switch before reaching steady state it runs steeper than the true one, so the side of
-        a cell close to it says little. Cells × genes.
-        """
-        log_scale = generative_outputs["log_covariate_scale"]
-        observed_s, observed_u = self.scaled_observation(
-            spliced, unspliced, covariates, None if log_scale is None else log_scale.detach()
-        )
-        residual = (observed_u - self.steady_state_ratio * observed_s) / self.residual_scale
-        p_induction = torch.sigmoid(3.0 * residual)
-        log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
-        side = p_induction * torch.logsumexp(log_probs[..., :2], dim=-1) + (
-            1 - p_induction
-        ) * torch.logsumexp(log_probs[..., 2:], dim=-1)
-        if self.state_prior_margin > 0:
-            side = side * torch.sigmoid(8.0 * (residual.abs() - self.state_prior_margin))
-        return side
-
     def loss(
         self,
         tensors: dict[str, torch.Tensor],
@@ -469,17 +417,9 @@ class REVELOVAE(CovariateMixin, BaseModuleClass):
         )
         loss = torch.mean(reconstruction) + kl_weight * kl_scale * kl_objective
         loss = loss + self.time.loss(tensors, generative_outputs, kl_weight, self.n_genes)
-        if self.steady_state_ratio is not None and self.state_prior_weight > 0:
-            # While the KL warms up, pull the decoder's states toward the side of the
-            # steady-state line that each cell lies on, so no gene settles into a fit whose
-            # time runs backwards.
-            side = self.state_anchoring(spliced, unspliced, generative_outputs, covariates)
-            loss = loss - self.state_prior_weight * (1.0 - kl_weight) * side.sum(-1).mean()
-        if self.switch_u is not None and self.switch_penalty > 0:
-            anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
-                generative_outputs["s_switch"] - self.switch_s
-            ).square().sum()
-            loss = loss + self.switch_penalty * (1.0 - kl_weight) * anchor
+        loss = loss + self.anchoring_loss(
+            spliced, unspliced, generative_outputs, covariates, kl_weight
+        )
         return LossOutput(loss=loss, reconstruction_loss=reconstruction, kl_local=kl_z)
 
     @auto_move_data

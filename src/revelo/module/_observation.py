@@ -154,10 +154,12 @@ class PoissonObservation(nn.Module):
         Number of genes.
     count_scale
         Per-gene factors (rows: spliced, unspliced) from the kinetic units to the counts of a
-        cell with size factor 1; ones when ``None``.
+        cell with size factor 1; ones when ``None``. The kinetics, and so the velocities, live
+        in the counts divided by these, the units of the scaled moments when they are
+        ``var["Ms_scale"]`` and ``var["Mu_scale"]``.
     library_median
         Median library size per batch (rows) of spliced and unspliced (columns); ones when
-        ``None``.
+        ``None``. A cell's size factor is its library over its batch's median.
     n_batch
         Number of batches.
     """
