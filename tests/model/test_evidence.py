@@ -176,3 +176,22 @@ def test_a_heavy_kl_weight_collapses_the_posterior_and_free_bits_prevent_it(adat
     diagnostics = kept.get_latent_diagnostics()
     assert diagnostics["active"].all()
     assert (diagnostics["kl"] > 0.1).all()
+
+
+# ---------------------------------------------------------------------- scvi-tools' VAEMixin
+def test_vaemixin_elbo_and_reconstruction_error_match_the_module_on_revelos_data(trained):
+    # scvi-tools' get_elbo / get_reconstruction_error load the registered fields through their
+    # own AnnDataLoader; on revelo's registry they give the module's own ELBO (one draw per
+    # cell against the mean of 200 draws, hence the tolerance).
+    per_cell = _elbo_per_cell(trained)
+    trained.module.eval()
+    torch.manual_seed(0)
+    elbo = float(trained.get_elbo())
+    assert elbo == pytest.approx(per_cell.mean(), rel=0.05)
+    reconstruction = float(trained.get_reconstruction_error()["reconstruction_loss"])
+    tensors = registered_tensors(trained.adata_manager)
+    with torch.inference_mode():
+        _, _, losses = trained.module(tensors, loss_kwargs={"kl_weight": 1.0})
+    own = float(losses.reconstruction_loss["reconstruction_loss"].mean())  # −log p(u, s | z)
+    assert reconstruction == pytest.approx(own, rel=0.05)
+    assert trained.get_marginal_ll(n_mc_samples=50) >= elbo - 0.05 * abs(elbo)
