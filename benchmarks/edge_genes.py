@@ -28,11 +28,9 @@ from pathlib import Path
 import anndata as ad
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy import sparse
 
 import revelo
-from revelo.tl._embedding import _transition_matrix
-from revelo.tl._metrics import _neighbor_pairs
-from revelo.tl._utils import velocity_gene_mask
 
 from ._common import environment, limit_threads, write_json
 from .run import CLUSTER_KEY, DATASETS, preprocessed, present_edges
@@ -47,10 +45,14 @@ def gene_terms(
 
     Uses the score's own neighbour pairs and velocity genes; genes outside those get 0.
     """
-    genes = velocity_gene_mask(adata, "velocity")
-    velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)[:, genes]
+    velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)
+    genes = adata.var["velocity_genes"].to_numpy(dtype=bool) & ~np.isnan(velocity).any(axis=0)
+    velocity = velocity[:, genes]
     position = np.asarray(adata.layers["Ms"], dtype=np.float64)[:, genes]
-    rows, cols = _neighbor_pairs(adata, None)
+    # the kNN graph's edges without self-loops, as the score takes them
+    graph = sparse.coo_matrix(adata.obsp["connectivities"])
+    edge = (graph.row != graph.col) & (graph.data != 0)
+    rows, cols = graph.row[edge], graph.col[edge]
     boundary = (labels[rows] == source) & (labels[cols] == target)
     rows, cols = rows[boundary], cols[boundary]
     displacement = position[cols] - position[rows]
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         umap_scores = revelo.tl.cross_boundary_correctness(
             adata, cluster_key=CLUSTER_KEY, edges=edges, basis="umap"
         ).scores
-    transitions = _transition_matrix(adata, "velocity", 10.0)
+    transitions = revelo.tl.transition_matrix(adata, scale=10.0)
 
     labels = adata.obs[CLUSTER_KEY].astype(str).to_numpy()
     velocity = np.asarray(adata.layers["velocity"], dtype=np.float64)

@@ -101,6 +101,56 @@ def test_api_page_lists_every_public_name():
     assert not missing, f"public names missing from docs/api.md: {missing}"
 
 
+def private_paths(names: set[str]) -> list[str]:
+    """Documented names with a private component (``revelo.tl._metrics.X``)."""
+    return sorted(name for name in names if any(part.startswith("_") for part in name.split(".")))
+
+
+def resolve(name: str) -> object:
+    """The object a dotted name stands for: the longest importable module, then attributes."""
+    parts = name.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            value = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for part in parts[split:]:
+            value = getattr(value, part)
+        return value
+    raise ImportError(name)
+
+
+def test_private_paths_are_detected():
+    text = """
+```{eval-rst}
+.. autoclass:: revelo.tl._metrics.MetricScores
+.. currentmodule:: revelo
+
+.. autosummary::
+
+   tl.velocity_graph
+   tl._utils.knn_indices
+```
+"""
+    assert private_paths(documented_names(text)) == [
+        "revelo.tl._metrics.MetricScores",
+        "revelo.tl._utils.knn_indices",
+    ]
+
+
+def test_api_page_lists_only_public_paths():
+    documented = documented_names((DOCS / "api.md").read_text())
+    private = private_paths(documented)
+    assert not private, f"docs/api.md documents private paths: {private}"
+    unresolved = []
+    for name in sorted(documented):
+        try:
+            resolve(name)
+        except (ImportError, AttributeError):
+            unresolved.append(name)
+    assert not unresolved, f"docs/api.md documents names that do not exist: {unresolved}"
+
+
 def test_model_methods_are_found():
     methods = public_model_methods()
     assert {"revelo.REVELO.train", "revelo.REVELO.get_velocity"} <= methods

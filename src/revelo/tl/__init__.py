@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ._confidence import velocity_confidence
-from ._embedding import velocity_embedding
+from ._embedding import transition_matrix, velocity_embedding
 from ._graph import velocity_graph
 from ._latent_time import latent_time
 from ._metrics import (
+    MetricScores,
     batch_mixing,
     cross_boundary_correctness,
     in_cluster_coherence,
@@ -16,11 +17,13 @@ from ._metrics import (
 )
 
 __all__ = [
+    "MetricScores",
     "batch_mixing",
     "cross_boundary_correctness",
     "in_cluster_coherence",
     "latent_time",
     "latent_time_accuracy",
+    "transition_matrix",
     "velocity_accuracy",
     "velocity_confidence",
     "velocity_consistency",

@@ -97,7 +97,7 @@ def velocity_embedding(
     else:
         if f"{vkey}_graph" not in adata.uns:
             velocity_graph(adata, vkey=vkey)
-        transitions = _transition_matrix(adata, vkey, scale)
+        transitions = transition_matrix(adata, vkey=vkey, scale=scale)
         projected = _expected_displacement(transitions, embedding)
 
     if autoscale:
@@ -109,8 +109,38 @@ def velocity_embedding(
     return adata if copy else None
 
 
-def _transition_matrix(adata: AnnData, vkey: str, scale: float) -> sparse.csr_matrix:
-    """Row-normalised transition weights from the velocity graph, without the diagonal."""
+def transition_matrix(
+    adata: AnnData, *, vkey: str = "velocity", scale: float = 10
+) -> sparse.csr_matrix:
+    r"""Transition weights between neighbouring cells from the velocity graph.
+
+    The weights that :func:`velocity_embedding` projects with: :math:`\exp(\pi_{ij}\,
+    \text{scale}) - 1` for the cosines :math:`\pi_{ij}` of ``uns[f"{vkey}_graph"]``, minus
+    :math:`\exp(-\pi^-_{ij}\,\text{scale}) - 1` for those of ``uns[f"{vkey}_graph_neg"]``, plus a
+    self-transition that is larger for cells whose best transition is weak; each row is divided
+    by the sum of its absolute weights, then the self-transition is removed.
+
+    Parameters
+    ----------
+    adata
+        Annotated data with the velocity graph, from :func:`~revelo.tl.velocity_graph`.
+    vkey
+        Name of the velocities (graph prefix).
+    scale
+        Inverse kernel width: larger values concentrate the transitions on the best-aligned
+        neighbours.
+
+    Returns
+    -------
+    Cells × cells CSR matrix of transition weights (negative where the velocity points away
+    from a neighbour), with an empty diagonal.
+    """
+    if f"{vkey}_graph" not in adata.uns:
+        msg = (
+            f"adata.uns has no {vkey + '_graph'!r}: run "
+            f"revelo.tl.velocity_graph(adata, vkey={vkey!r}) first."
+        )
+        raise KeyError(msg)
     graph = sparse.csr_matrix(adata.uns[f"{vkey}_graph"], dtype=np.float64)
     confidence = graph.max(1).toarray().ravel()
     # cells whose best transition is weak keep more probability on themselves
