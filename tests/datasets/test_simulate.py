@@ -133,3 +133,130 @@ def test_invalid_options():
         simulate(10, 2, noise="gauss")
     with pytest.raises(ValueError, match="dispersion"):
         simulate(10, 2, noise="nb", dispersion=0)
+
+
+# ---------------------------------------------------------------------------- partial dynamics
+
+
+def _partial(**kwargs):
+    options = {"induction_fraction": 0.2, "repression_fraction": 0.2, "steady_fraction": 0.1}
+    return simulate(n_obs=400, n_vars=40, seed=2, **{**options, **kwargs})
+
+
+def test_gene_kinds_have_the_asked_fractions():
+    adata = _partial()
+    counts = adata.var["true_kind"].value_counts()
+    assert counts["induction"] == 8
+    assert counts["repression"] == 8
+    assert counts["steady"] == 4
+    assert counts["full"] == 20
+    switch = adata.var["true_t_switch"]
+    kind = adata.var["true_kind"]
+    assert np.isinf(switch[kind == "induction"]).all()
+    assert (switch[kind == "repression"] == 0).all()
+    assert switch[kind == "steady"].isna().all()
+    assert switch[kind == "full"].between(0.3 * 20, 0.7 * 20).all()
+
+
+def test_partial_kinds_follow_the_ode_from_their_start():
+    adata = _partial()
+    t = adata.obs["true_t"].to_numpy()
+    order = np.argsort(t)
+    for name in ("induction", "repression", "steady"):
+        gene = int(np.flatnonzero(adata.var["true_kind"] == name)[0])
+        alpha, beta, gamma = (
+            adata.var[f"true_{key}"].iloc[gene] for key in ("alpha", "beta", "gamma")
+        )
+        rate = 0.0 if name == "repression" else alpha
+        start = [0.0, 0.0] if name == "induction" else [alpha / beta, alpha / gamma]
+
+        def rhs(time, y, rate=rate, beta=beta, gamma=gamma):
+            return [rate - beta * y[0], beta * y[0] - gamma * y[1]]
+
+        solution = solve_ivp(
+            rhs, (0, t.max()), start, t_eval=t[order], rtol=1e-10, atol=1e-10, max_step=0.05
+        )
+        u, s = solution.y
+        np.testing.assert_allclose(adata.layers["true_unspliced"][order, gene], u, atol=1e-4)
+        np.testing.assert_allclose(adata.layers["true_spliced"][order, gene], s, atol=1e-4)
+        velocity = adata.layers["true_velocity"][:, gene]
+        if name == "induction":
+            assert (velocity > 0).all()
+        elif name == "repression":
+            assert (velocity < 0).all()
+        else:
+            np.testing.assert_allclose(velocity, 0.0, atol=1e-9)
+        np.testing.assert_allclose(
+            adata.layers["true_velocity_u"][order, gene], rate - beta * u, atol=1e-4
+        )
+
+
+def test_default_options_leave_the_data_unchanged():
+    plain = simulate(n_obs=120, n_vars=9, seed=7, noise="nb")
+    explicit = simulate(
+        n_obs=120,
+        n_vars=9,
+        seed=7,
+        noise="nb",
+        induction_fraction=0.0,
+        repression_fraction=0.0,
+        steady_fraction=0.0,
+        time_skew=1.0,
+        library_noise=0.0,
+        rates="narrow",
+    )
+    for key in ("spliced", "unspliced", "true_velocity"):
+        np.testing.assert_array_equal(plain.layers[key], explicit.layers[key])
+    assert (plain.var["true_kind"] == "full").all()
+    assert "true_library_factor" not in plain.obs
+
+
+def test_time_skew_crowds_cells_early():
+    even = simulate(n_obs=2000, n_vars=2, seed=0)
+    skewed = simulate(n_obs=2000, n_vars=2, seed=0, time_skew=2.0)
+    # t = 20 U², so the median is 20 · 0.5² = 5 and a quarter of the cells lie before 20/16
+    assert abs(np.median(skewed.obs["true_t"]) - 5.0) < 0.5
+    assert abs(np.mean(skewed.obs["true_t"] < 1.25) - 0.25) < 0.03
+    assert abs(np.median(even.obs["true_t"]) - 10.0) < 0.6
+
+
+def test_library_noise_scales_every_count_of_a_cell():
+    adata = simulate(n_obs=3000, n_vars=30, seed=1, library_noise=0.5, noise="poisson")
+    factor = adata.obs["true_library_factor"].to_numpy()
+    assert abs(np.std(np.log(factor)) - 0.5) < 0.03
+    expected = adata.layers["true_spliced"].sum(1) * factor
+    observed = adata.layers["spliced"].sum(1)
+    # Poisson counts around the scaled means: the ratio is 1 up to sampling noise
+    assert abs(np.median(observed / expected) - 1.0) < 0.02
+    without = adata.layers["true_spliced"].sum(1)
+    assert (
+        np.corrcoef(np.log(observed + 1), np.log(expected + 1))[0, 1]
+        > np.corrcoef(np.log(observed + 1), np.log(without + 1))[0, 1]
+    )
+
+
+def test_broad_rates_span_their_ranges():
+    adata = simulate(n_obs=10, n_vars=500, seed=0, rates="broad")
+    for key, (low, high) in {"alpha": (3, 30), "beta": (0.25, 4), "gamma": (0.1, 1.5)}.items():
+        values = adata.var[f"true_{key}"]
+        assert values.between(low, high).all()
+        # log-uniform: the bottom and top fifths of the log range are each about a fifth
+        position = (np.log(values) - np.log(low)) / (np.log(high) - np.log(low))
+        assert 0.14 < np.mean(position < 0.2) < 0.26
+        assert 0.14 < np.mean(position > 0.8) < 0.26
+    assert np.mean(np.abs(np.log(adata.var["true_beta"])) > np.log(1.5)) > 0.5
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"induction_fraction": -0.1},
+        {"induction_fraction": 0.6, "repression_fraction": 0.6},
+        {"time_skew": 0.0},
+        {"library_noise": -1.0},
+        {"rates": "wide"},
+    ],
+)
+def test_invalid_partial_dynamics_options(options):
+    with pytest.raises(ValueError, match=r"must|not one of"):
+        simulate(n_obs=10, n_vars=3, **options)
