@@ -151,6 +151,52 @@ def test_api_page_lists_only_public_paths():
     assert not unresolved, f"docs/api.md documents names that do not exist: {unresolved}"
 
 
+def test_shared_docs_fill_at_the_docstring_indentation():
+    from revelo._docs import shared_docs
+
+    params = {"x": "x\n    The input."}
+
+    def plot():
+        """Draw.
+
+        Parameters
+        ----------
+        %(x)s
+        """
+
+    class Model:
+        def query(self):
+            """Ask.
+
+            Parameters
+            ----------
+            %(x)s
+            """
+
+    assert shared_docs(params)(plot).__doc__.endswith("----------\nx\n    The input.")
+    filled = shared_docs(params, indent=12)(Model.query).__doc__
+    assert "\n            x\n                The input.\n" in filled
+
+
+def test_unfilled_placeholder_fails():
+    from revelo._docs import shared_docs
+
+    def plot():
+        """Draw %(colour)s."""
+
+    with pytest.raises(KeyError, match="colour"):
+        shared_docs({"color": "color\n    Colour."})(plot)
+
+
+def test_no_public_docstring_keeps_a_placeholder():
+    unfilled = []
+    for name in sorted(expected_names()):
+        value = resolve(name)
+        if "%(" in (getattr(value, "__doc__", None) or ""):
+            unfilled.append(name)
+    assert not unfilled, f"docstrings with unfilled %(name)s placeholders: {unfilled}"
+
+
 def test_model_methods_are_found():
     methods = public_model_methods()
     assert {"revelo.REVELO.train", "revelo.REVELO.get_velocity"} <= methods

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from revelo._docs import fill_docs
+from revelo._docs import shared_docs
 
 _QUERY_DOCS: dict[str, str] = {
     "adata": """\
 adata
-            AnnData with the same genes as the model's; defaults to the model's.""",
+    AnnData with the same genes as the model's; defaults to the model's.""",
     "indices": """\
 indices
-            Cells to use; all by default.""",
+    Cells to use; all by default.""",
     "n_samples": """\
 n_samples
-            Posterior draws of z to average.""",
+    Posterior draws of z to average.""",
     "batch_size": """\
 batch_size
-            Cells per minibatch of the query.""",
+    Cells per minibatch of the query.""",
 }
 
-#: Fills the shared query parameters into a model method's docstring.
-query_docs = fill_docs(_QUERY_DOCS)
+#: Fills the shared query parameters into a model method's docstring (indented by 8).
+query_docs = shared_docs(_QUERY_DOCS, indent=8)

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scanpy as sc
 
-from revelo._docs import fill_docs
+from revelo._docs import shared_docs
 from revelo._utils import to_dense
 from revelo._validation import check_layer
 
@@ -20,58 +20,57 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-# Parameter text shared by several plots. A placeholder ``%(name)s`` sits at the parameter's
-# indentation in the docstring; continuation lines here already carry the docstring indentation.
+# Parameter text shared by several plots, at indentation 0 (the plots' docstrings are dedented).
 _DOCS: dict[str, str] = {
     "adata": """\
 adata
-        Annotated data matrix.""",
+    Annotated data matrix.""",
     "basis": """\
 basis
-        Embedding to draw on; coordinates are read from ``obsm[f"X_{basis}"]``.""",
+    Embedding to draw on; coordinates are read from ``obsm[f"X_{basis}"]``.""",
     "vkey": """\
 vkey
-        Key of the velocity layer; the projected velocities are read from
-        ``obsm[f"{vkey}_{basis}"]``. When they are absent, the velocity graph
-        (``uns[f"{vkey}_graph"]``) and the projection are computed with
-        :func:`revelo.tl.velocity_graph` and :func:`revelo.tl.velocity_embedding`,
-        which write these fields into ``adata`` (the plot modifies its input).""",
+    Key of the velocity layer; the projected velocities are read from
+    ``obsm[f"{vkey}_{basis}"]``. When they are absent, the velocity graph
+    (``uns[f"{vkey}_graph"]``) and the projection are computed with
+    :func:`revelo.tl.velocity_graph` and :func:`revelo.tl.velocity_embedding`,
+    which write these fields into ``adata`` (the plot modifies its input).""",
     "color": """\
 color
-        Key in ``obs`` or a gene name used to colour the cells, as in
-        :func:`scanpy.pl.embedding`. `None` draws all cells in one colour.""",
+    Key in ``obs`` or a gene name used to colour the cells, as in
+    :func:`scanpy.pl.embedding`. `None` draws all cells in one colour.""",
     "scatter_kwds": """\
 scatter_kwds
-        Further arguments to :func:`scanpy.pl.embedding`, e.g. ``size``, ``cmap``,
-        ``palette``, ``frameon``.""",
+    Further arguments to :func:`scanpy.pl.embedding`, e.g. ``size``, ``cmap``,
+    ``palette``, ``frameon``.""",
     "title": """\
 title
-        Panel title; defaults to the colour key.""",
+    Panel title; defaults to the colour key.""",
     "legend_loc": """\
 legend_loc
-        Location of the legend for categorical colours: ``"right margin"``, ``"on data"``,
-        any matplotlib legend location, or `None` for no legend.""",
+    Location of the legend for categorical colours: ``"right margin"``, ``"on data"``,
+    any matplotlib legend location, or `None` for no legend.""",
     "figsize": """\
 figsize
-        Size of a new figure in inches; ignored when `ax` is given.""",
+    Size of a new figure in inches; ignored when `ax` is given.""",
     "ax": """\
 ax
-        Axes to draw on; a new figure is made when `None`.""",
+    Axes to draw on; a new figure is made when `None`.""",
     "show_save": """\
 show
-        Show the figure; `None` follows :attr:`scanpy.settings.autoshow`.
-    save
-        Path the figure is written to; the file format follows the extension.
-    return_fig
-        Return the :class:`~matplotlib.figure.Figure` instead of the axes.""",
+    Show the figure; `None` follows :attr:`scanpy.settings.autoshow`.
+save
+    Path the figure is written to; the file format follows the extension.
+return_fig
+    Return the :class:`~matplotlib.figure.Figure` instead of the axes.""",
     "returns": """\
 :class:`~matplotlib.figure.Figure` when `return_fig` is `True`, the
-    :class:`~matplotlib.axes.Axes` when `show` is `False`, else `None`.""",
+:class:`~matplotlib.axes.Axes` when `show` is `False`, else `None`.""",
 }
 
 
 #: Fills the ``%(name)s`` placeholders of a plot's docstring with the shared parameter text.
-doc_params = fill_docs(_DOCS)
+doc_params = shared_docs(_DOCS)
 
 
 # ------------------------------------------------------------------ prerequisite checks
