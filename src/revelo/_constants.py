@@ -35,20 +35,3 @@ LIKELIHOODS: tuple[str, ...] = get_args(Likelihood)
 #: Time modes of :class:`revelo.REVELO`: a time per gene, or one clock per cell.
 TimeMode = Literal["gene", "shared"]
 TIME_MODES: tuple[str, ...] = get_args(TimeMode)
-
-
-def check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise a ``ValueError`` naming the choices unless ``value`` is one of them."""
-    if value not in choices:
-        msg = f"{option}={value!r} is not one of {', '.join(map(repr, choices))}."
-        raise ValueError(msg)
-
-
-def check_likelihood(likelihood: str) -> None:
-    """Raise a ``ValueError`` naming the choices unless ``likelihood`` is one of them."""
-    check_choice("likelihood", likelihood, LIKELIHOODS)
-
-
-def check_time_mode(time_mode: str) -> None:
-    """Raise a ``ValueError`` naming the choices unless ``time_mode`` is one of them."""
-    check_choice("time_mode", time_mode, TIME_MODES)

@@ -8,7 +8,7 @@ its input. One module per kind of input:
 - ``_layers``: expression layers (present, shape, dtype, finite non-negative counts);
 - ``_graph``: the neighbour graph and the cells it needs;
 - ``_genes``: a gene selection given as names or a boolean mask;
-- ``_options``: the model's architecture and training options;
+- ``_options``: the model's options (likelihood, time mode, architecture, training);
 - ``_hints``: the call that writes each prerequisite, quoted by the messages.
 """
 
@@ -25,15 +25,23 @@ from ._genes import gene_mask
 from ._graph import check_min_cells, check_neighbors
 from ._hints import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY
 from ._layers import check_layer, check_layers, check_spliced_unspliced, empty_cells_and_genes
-from ._options import check_model_params, check_train_params
+from ._options import (
+    check_choice,
+    check_likelihood,
+    check_model_params,
+    check_time_mode,
+    check_train_params,
+)
 
 __all__ = [
     "HINT_MOMENTS",
     "HINT_NEIGHBORS",
     "HINT_VELOCITY",
+    "check_choice",
     "check_covariates",
     "check_layer",
     "check_layers",
+    "check_likelihood",
     "check_min_cells",
     "check_model_params",
     "check_neighbors",
@@ -41,6 +49,7 @@ __all__ = [
     "check_registrable",
     "check_same_genes",
     "check_spliced_unspliced",
+    "check_time_mode",
     "check_train_params",
     "check_unique_names",
     "empty_cells_and_genes",

@@ -1,4 +1,4 @@
-"""Checks of the model's architecture and training options."""
+"""Checks of the model's options: likelihood, time mode, architecture and training."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 
 import numpy as np
+
+from revelo._constants import LIKELIHOODS, TIME_MODES
 
 # Checkpoint names that lightning resolves itself instead of reading a path.
 _LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
@@ -119,3 +121,30 @@ def check_train_params(
                 "`<checkpoint_dir>/last.ckpt`."
             )
             raise FileNotFoundError(msg)
+
+
+def check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``value`` is one of them.
+
+    Parameters
+    ----------
+    option
+        The option's name, quoted by the message.
+    value
+        The value given.
+    choices
+        The values allowed.
+    """
+    if value not in choices:
+        msg = f"{option}={value!r} is not one of {', '.join(map(repr, choices))}."
+        raise ValueError(msg)
+
+
+def check_likelihood(likelihood: str) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``likelihood`` is one of them."""
+    check_choice("likelihood", likelihood, LIKELIHOODS)
+
+
+def check_time_mode(time_mode: str) -> None:
+    """Raise a ``ValueError`` naming the choices unless ``time_mode`` is one of them."""
+    check_choice("time_mode", time_mode, TIME_MODES)

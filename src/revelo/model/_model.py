@@ -11,9 +11,9 @@ from scvi.data import AnnDataManager
 from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
-from revelo._constants import check_likelihood
 from revelo._validation import (
     check_covariates,
+    check_likelihood,
     check_model_params,
     check_registrable,
     check_same_genes,

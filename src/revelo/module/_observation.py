@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from scvi.distributions import NegativeBinomial
 from torch import nn
 
-from revelo._constants import REGISTRY_KEYS, check_likelihood
+from revelo._constants import REGISTRY_KEYS
+from revelo._validation import check_likelihood
 
 from ._components import normal_log_prob
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
-from revelo._constants import REGISTRY_KEYS, check_time_mode
+from revelo._constants import REGISTRY_KEYS
+from revelo._validation import check_time_mode
 
 if TYPE_CHECKING:
     from revelo._constants import TimeMode
