@@ -16,6 +16,7 @@ from revelo._validation import (
     check_unique_names,
     empty_cells_and_genes,
     gene_mask,
+    split_sizes,
 )
 
 FORMATS = {
@@ -207,3 +208,15 @@ def test_to_dense_keeps_values_and_casts(fmt):
     cast = to_dense(FORMATS[fmt](values), np.float64)
     assert cast.dtype == np.float64
     np.testing.assert_array_equal(cast, values.astype(np.float64))
+
+
+def test_split_sizes_round_training_up_and_validation_down():
+    assert split_sizes(100, 0.8, 0.1) == (80, 10)
+    assert split_sizes(11, 0.5, None) == (6, 5)
+    assert split_sizes(7, 1.0, None) == (7, 0)
+    # validation takes at most what training leaves
+    assert split_sizes(3, 0.5, 0.5) == (2, 1)
+    with pytest.raises(ValueError, match="must be fractions"):
+        split_sizes(10, 0.8, 0.3)
+    with pytest.raises(ValueError, match="must be fractions"):
+        split_sizes(10, 0.0, None)

@@ -31,6 +31,7 @@ from ._options import (
     check_model_params,
     check_time_mode,
     check_train_params,
+    split_sizes,
 )
 
 __all__ = [
@@ -54,4 +55,5 @@ __all__ = [
     "check_unique_names",
     "empty_cells_and_genes",
     "gene_mask",
+    "split_sizes",
 ]

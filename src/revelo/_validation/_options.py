@@ -60,7 +60,7 @@ def check_train_params(
 ) -> None:
     """Check the options of :meth:`~revelo.REVELO.train` against the number of cells.
 
-    The split is computed exactly as :class:`~revelo.model._data.TensorDataSplitter` does.
+    The split is computed by :func:`split_sizes`, as the training data module does.
 
     Parameters
     ----------
@@ -97,14 +97,7 @@ def check_train_params(
         msg = f"batch_size must be a positive integer or None, got {batch_size!r}."
         raise ValueError(msg)
     val = 1.0 - train_size if validation_size is None else validation_size
-    if not (0 < train_size <= 1 and 0 <= val and train_size + val <= 1 + 1e-9):
-        msg = (
-            f"train_size={train_size} and validation_size={validation_size} must be fractions "
-            "with train_size > 0 and a sum of at most 1."
-        )
-        raise ValueError(msg)
-    n_train = math.ceil(train_size * n_obs)
-    n_val = min(math.floor(val * n_obs), n_obs - n_train)
+    _, n_val = split_sizes(n_obs, train_size, validation_size)
     if val > 0 and n_val == 0:
         needed = math.ceil(1 / val)
         msg = (
@@ -121,6 +114,39 @@ def check_train_params(
                 "`<checkpoint_dir>/last.ckpt`."
             )
             raise FileNotFoundError(msg)
+
+
+def split_sizes(n_obs: int, train_size: float, validation_size: float | None) -> tuple[int, int]:
+    """Numbers of training and validation cells for a split of ``n_obs`` cells.
+
+    Parameters
+    ----------
+    n_obs
+        Number of cells.
+    train_size
+        Fraction of cells for training (rounded up).
+    validation_size
+        Fraction for validation (rounded down, at most what training leaves); ``None`` for the
+        rest.
+
+    Returns
+    -------
+    ``(n_train, n_validation)``; the remaining cells form the test set.
+
+    Raises
+    ------
+    ValueError
+        When the fractions are out of range or sum to more than 1.
+    """
+    val = 1.0 - train_size if validation_size is None else validation_size
+    if not (0 < train_size <= 1 and 0 <= val and train_size + val <= 1 + 1e-9):
+        msg = (
+            f"train_size={train_size} and validation_size={validation_size} must be fractions "
+            "with train_size > 0 and a sum of at most 1."
+        )
+        raise ValueError(msg)
+    n_train = math.ceil(train_size * n_obs)
+    return n_train, min(math.floor(val * n_obs), n_obs - n_train)
 
 
 def check_choice(option: str, value: object, choices: tuple[str, ...]) -> None:

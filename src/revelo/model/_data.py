@@ -26,6 +26,7 @@ from scvi.data.fields import (
 
 from revelo._constants import REGISTRY_KEYS
 from revelo._utils import to_dense
+from revelo._validation import split_sizes
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -213,18 +214,7 @@ class TensorDataSplitter(LightningDataModule):
     ):
         super().__init__()
         n_obs = len(next(iter(tensors.values())))
-        if validation_size is None:
-            validation_size = 1.0 - train_size
-        if not (
-            0 < train_size <= 1 and 0 <= validation_size and train_size + validation_size <= 1
-        ):
-            msg = (
-                f"train_size={train_size} and validation_size={validation_size} must be "
-                "fractions with train_size > 0 and a sum of at most 1."
-            )
-            raise ValueError(msg)
-        n_train = math.ceil(train_size * n_obs)
-        n_val = min(math.floor(validation_size * n_obs), n_obs - n_train)
+        n_train, n_val = split_sizes(n_obs, train_size, validation_size)
         rng = np.random.default_rng(settings.seed)
         permutation = rng.permutation(n_obs)
         self.tensors = tensors
