@@ -242,7 +242,7 @@ def run_revelo(
         model_kwargs["likelihood"] = likelihood
     setup: dict[str, Any] = {}
     if counts:
-        setup = {"spliced_layer": "spliced", "unspliced_layer": "unspliced"}
+        setup = {"spliced_layer": "spliced_counts", "unspliced_layer": "unspliced_counts"}
         if "simulation" in work.uns:
             work.obs["size_factor"] = 1.0
             setup["size_factor_key"] = "size_factor"

@@ -62,7 +62,9 @@ def fit(adata, *, likelihood: str, seed: int, batch_key: str | None = None) -> d
     setup: dict[str, Any] = {"batch_key": batch_key}
     if likelihood != "gaussian":
         setup.update(
-            spliced_layer="spliced", unspliced_layer="unspliced", size_factor_key="size_factor"
+            spliced_layer="spliced_counts",
+            unspliced_layer="unspliced_counts",
+            size_factor_key="size_factor",
         )
     revelo.REVELO.setup_anndata(adata, **setup)
     model = revelo.REVELO(adata, likelihood=likelihood)

@@ -59,7 +59,7 @@ def _train(adata, args: argparse.Namespace, **setup_kwargs):
     revelo.settings.seed = args.seed
     likelihood = getattr(args, "likelihood", "gaussian")
     if likelihood != "gaussian":
-        setup_kwargs.update(spliced_layer="spliced", unspliced_layer="unspliced")
+        setup_kwargs.update(spliced_layer="spliced_counts", unspliced_layer="unspliced_counts")
     revelo.REVELO.setup_anndata(adata, **setup_kwargs)
     model = revelo.REVELO(adata, likelihood=likelihood)
     model.train(
@@ -135,7 +135,7 @@ def demo(args: argparse.Namespace) -> int:
     files = [out / "revelo_demo.h5ad", out / "phase_portraits.png", out / "metrics.json"]
     files[2].write_text(json.dumps(metrics, indent=2) + "\n")
 
-    likelihood = adata.var["fit_likelihood"].to_numpy()
+    likelihood = np.nan_to_num(adata.var["fit_likelihood"].to_numpy(), nan=-np.inf)
     genes = adata.var_names[np.argsort(likelihood)[::-1][:6]].tolist()
     figure = revelo.pl.phase_portrait(adata, genes, color="clusters", show=False, return_fig=True)
     figure.savefig(files[1], dpi=120, bbox_inches="tight")

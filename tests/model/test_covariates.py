@@ -33,7 +33,11 @@ def _fit(adata, batch_key):
     revelo.settings.seed = 0
     adata = adata.copy()
     revelo.REVELO.setup_anndata(
-        adata, "spliced", "unspliced", batch_key=batch_key, size_factor_key="size_factor"
+        adata,
+        "spliced_counts",
+        "unspliced_counts",
+        batch_key=batch_key,
+        size_factor_key="size_factor",
     )
     model = revelo.REVELO(adata, n_hidden=64, likelihood="nb")
     model.train(max_epochs=150, enable_progress_bar=False)

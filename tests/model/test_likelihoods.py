@@ -27,7 +27,11 @@ def _fit(adata, likelihood, **setup):
         revelo.REVELO.setup_anndata(adata, **setup)
     else:
         revelo.REVELO.setup_anndata(
-            adata, "spliced", "unspliced", size_factor_key="size_factor", **setup
+            adata,
+            "spliced_counts",
+            "unspliced_counts",
+            size_factor_key="size_factor",
+            **setup,
         )
     model = revelo.REVELO(adata, n_hidden=64, likelihood=likelihood)
     model.train(max_epochs=150, enable_progress_bar=False)
@@ -63,17 +67,19 @@ def test_count_velocities_are_in_the_scaled_moment_units(nb_data, nb_fit):
 def test_count_scale_without_moments_is_a_robust_maximum(nb_data):
     adata = nb_data.copy()
     del adata.var["Ms_scale"], adata.var["Mu_scale"]
-    revelo.REVELO.setup_anndata(adata, "spliced", "unspliced", size_factor_key="size_factor")
+    revelo.REVELO.setup_anndata(
+        adata, "spliced_counts", "unspliced_counts", size_factor_key="size_factor"
+    )
     model = revelo.REVELO(adata, likelihood="poisson")
-    expected = np.quantile(adata.layers["spliced"], 0.99, axis=0)
+    expected = np.quantile(adata.layers["spliced_counts"], 0.99, axis=0)
     np.testing.assert_allclose(model.module.count_scale[0].numpy(), expected, rtol=1e-5)
 
 
 def test_library_sizes_are_normalised_to_the_median(nb_data):
     adata = nb_data.copy()
-    revelo.REVELO.setup_anndata(adata, "spliced", "unspliced")
+    revelo.REVELO.setup_anndata(adata, "spliced_counts", "unspliced_counts")
     model = revelo.REVELO(adata, likelihood="nb")
-    library = np.asarray(adata.layers["spliced"].sum(1), dtype=float)
+    library = np.asarray(adata.layers["spliced_counts"].sum(1), dtype=float)
     expected = np.median(library[library > 0])  # cells without counts carry no scale
     assert model.module.library_median[0, 0].item() == pytest.approx(expected)
 

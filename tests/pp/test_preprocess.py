@@ -89,7 +89,7 @@ def test_writes_documented_keys(sim):
         assert out.layers[key].min() >= 0 and out.layers[key].max() <= 1
         assert isinstance(out.layers[key], np.ndarray)
     # Raw counts are kept, X is the log of normalised spliced counts.
-    _assert_equal(out.layers["spliced"], sim[:, out.var_names].layers["spliced"])
+    _assert_equal(out.layers["spliced_counts"], sim[:, out.var_names].layers["spliced"])
     assert sparse.issparse(out.X) and out.X.max() < np.log1p(sim.X.max() * 10)
 
 
@@ -291,4 +291,4 @@ def test_real_pancreas_subset(monkeypatch):
     ms = out.layers["Ms"]
     assert ms.shape == out.shape and np.isclose(ms.max(0), 1).all()
     assert np.median(out.var["velocity_r2"]) > 0.1
-    assert sparse.issparse(out.X) and sparse.issparse(out.layers["spliced"])
+    assert sparse.issparse(out.X) and sparse.issparse(out.layers["spliced_counts"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
 from .._smoothing import neighbor_mean, neighbor_weights
+from .._utils import to_dense
 from .._validation import check_min_cells, check_not_backed, check_spliced_unspliced
 from ._neighbors import neighbors
 from ._normalize import cell_totals, normalize_per_cell
@@ -35,6 +37,27 @@ def minmax_scale(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return scaled.astype(np.float32), minimum, scale
 
 
+#: Where the raw counts of each layer are kept once ``layers["spliced"|"unspliced"]`` hold
+#: values in the units of the moments.
+COUNT_LAYERS = {"spliced": "spliced_counts", "unspliced": "unspliced_counts"}
+
+
+def count_layer(adata: AnnData, key: str) -> str:
+    """Name of the layer with the raw counts of ``key`` (``"spliced"`` or ``"unspliced"``).
+
+    ``layers[COUNT_LAYERS[key]]`` when present (written by :func:`revelo.pp.preprocess` and
+    :func:`moments`), else ``key`` itself (counts as they were read).
+    """
+    return COUNT_LAYERS[key] if COUNT_LAYERS[key] in adata.layers else key
+
+
+def keep_counts(adata: AnnData) -> None:
+    """Keep the raw counts of ``layers["spliced"|"unspliced"]`` under their count names."""
+    for key, counts_key in COUNT_LAYERS.items():
+        if counts_key not in adata.layers:
+            adata.layers[counts_key] = adata.layers[key]
+
+
 def normalized_layers(adata: AnnData, *, normalize: bool = True) -> tuple:
     """Return the per-cell normalised spliced and unspliced counts of ``adata``.
 
@@ -45,7 +68,9 @@ def normalized_layers(adata: AnnData, *, normalize: bool = True) -> tuple:
     Parameters
     ----------
     adata
-        Annotated data matrix with raw counts in ``layers["spliced"]`` and ``["unspliced"]``.
+        Annotated data matrix with raw counts in ``layers["spliced_counts"]`` and
+        ``["unspliced_counts"]``, or (when those are absent) ``layers["spliced"]`` and
+        ``["unspliced"]``.
     normalize
         With ``False``, return the counts as they are (as float32).
 
@@ -55,7 +80,7 @@ def normalized_layers(adata: AnnData, *, normalize: bool = True) -> tuple:
     """
     out = []
     for key in ("spliced", "unspliced"):
-        counts = adata.layers[key]
+        counts = adata.layers[count_layer(adata, key)]
         size_key = f"initial_size_{key}"
         if size_key in adata.obs:
             totals = adata.obs[size_key].to_numpy(dtype=np.float64)
@@ -84,7 +109,8 @@ def moments(
     ----------
     adata
         Annotated data matrix with raw counts in ``layers["spliced"]`` and
-        ``layers["unspliced"]``.
+        ``layers["unspliced"]`` (or, after :func:`revelo.pp.preprocess` or an earlier call, in
+        ``layers["spliced_counts"]`` and ``["unspliced_counts"]``).
     n_neighbors
         When given, first build a new graph with :func:`scanpy.pp.neighbors` on
         ``obsm["X_pca"]`` (or on ``X`` when there is no PCA); otherwise use the graph in
@@ -106,11 +132,22 @@ def moments(
     ``var["Ms_min"]``, ``var["Ms_scale"]``, ``var["Mu_min"]``, ``var["Mu_scale"]``
         Only when ``scale=True``: per-gene minimum and range, so that
         ``Ms * Ms_scale + Ms_min`` gives normalised units back.
+    ``layers["spliced"]``, ``layers["unspliced"]``
+        Float32 normalised counts in the units of ``Ms``/``Mu``, ``(x - Ms_min) / Ms_scale``
+        (sparse for sparse input), so that ``Ms`` is their neighbour mean and scVelo's
+        second-order moments (``scv.tl.velocity(mode="stochastic")``) match ``Ms``/``Mu``.
+    ``layers["spliced_counts"]``, ``layers["unspliced_counts"]``
+        The raw counts, moved from ``layers["spliced"|"unspliced"]`` when absent.
     ``obsp["connectivities"]``, ``obsp["distances"]``, ``uns["neighbors"]``
         Only when ``n_neighbors`` is given.
     """
     check_not_backed(adata)
-    check_spliced_unspliced(adata, counts=True)
+    check_spliced_unspliced(
+        adata,
+        spliced_layer=count_layer(adata, "spliced"),
+        unspliced_layer=count_layer(adata, "unspliced"),
+        counts=True,
+    )
     if copy:
         adata = adata.copy()
     if n_neighbors is not None:
@@ -130,6 +167,10 @@ def moments(
 def write_moments(adata: AnnData, spliced, unspliced, *, scale: bool = True) -> None:
     """Write ``layers["Ms"]``/``["Mu"]`` (and their scaling) from normalised counts.
 
+    ``layers["spliced"]``/``["unspliced"]`` get the normalised counts in the units of the
+    moments, so that every layer scVelo reads agrees with ``Ms``/``Mu``; the raw counts are kept
+    first in ``layers["spliced_counts"]``/``["unspliced_counts"]``.
+
     Parameters
     ----------
     adata
@@ -141,11 +182,36 @@ def write_moments(adata: AnnData, spliced, unspliced, *, scale: bool = True) -> 
     scale
         Min-max scale every gene and write ``var["Ms_min"|"Ms_scale"|"Mu_min"|"Mu_scale"]``.
     """
+    keep_counts(adata)
     weights = neighbor_weights(adata.obsp["connectivities"])
-    for key, matrix in (("Ms", spliced), ("Mu", unspliced)):
+    for key, layer, matrix in (("Ms", "spliced", spliced), ("Mu", "unspliced", unspliced)):
         smoothed = neighbor_mean(weights, matrix)
+        minimum, gene_scale = np.float32(0.0), np.float32(1.0)
         if scale:
             smoothed, minimum, gene_scale = minmax_scale(smoothed)
             adata.var[f"{key}_min"] = minimum
             adata.var[f"{key}_scale"] = gene_scale
         adata.layers[key] = smoothed
+        adata.layers[layer] = _moment_units(matrix, minimum, gene_scale)
+
+
+def _moment_units(matrix, minimum, scale):
+    """``(matrix - minimum) / scale`` per gene, as float32.
+
+    A sparse input stays sparse: only the genes with a nonzero ``minimum`` (whose zeros move
+    off zero) are stored densely, so memory grows with those genes, not with all of them.
+    """
+    n_genes = matrix.shape[1]
+    minimum = np.broadcast_to(np.asarray(minimum, dtype=np.float32), (n_genes,))
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float32), (n_genes,))
+    if not sparse.issparse(matrix):
+        return ((to_dense(matrix, np.float32) - minimum) / scale).astype(np.float32)
+    scaled = sparse.csc_matrix(matrix, dtype=np.float32) @ sparse.diags(1.0 / scale)
+    shifted = np.flatnonzero(minimum != 0)
+    if shifted.size == 0:
+        return sparse.csr_matrix(scaled, dtype=np.float32)
+    kept = np.flatnonzero(minimum == 0)
+    moved = scaled[:, shifted].toarray() - minimum[shifted] / scale[shifted]
+    stacked = sparse.hstack([scaled[:, kept], sparse.csc_matrix(moved)], format="csc")
+    order = np.argsort(np.concatenate([kept, shifted]))
+    return sparse.csr_matrix(stacked[:, order], dtype=np.float32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import TYPE_CHECKING
 
@@ -18,12 +19,14 @@ from .._validation import (
     check_unique_names,
     empty_cells_and_genes,
 )
-from ._moments import write_moments
+from ._moments import keep_counts, write_moments
 from ._neighbors import neighbors
 from ._normalize import cell_totals, normalize_per_cell
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+logger = logging.getLogger(__name__)
 
 
 def preprocess(
@@ -36,7 +39,7 @@ def preprocess(
     normalize: bool = True,
     smooth: bool = True,
     filter_velocity_genes: bool = True,
-    compute_umap: bool = True,
+    compute_umap: bool | None = None,
     random_state: int = 0,
 ) -> AnnData:
     """Filter, normalise and smooth raw spliced/unspliced counts for velocity inference.
@@ -75,12 +78,14 @@ def preprocess(
         Compute the moments ``Ms``/``Mu``. With ``False`` the data are left as counts: no
         moments are written and the velocity genes are chosen from a steady-state fit on the
         per-cell normalised counts instead. This is the input for count likelihoods, which read
-        the raw ``layers["spliced"]``/``["unspliced"]`` (always kept) with
+        the raw ``layers["spliced_counts"]``/``["unspliced_counts"]`` (always kept) with
         ``obs["initial_size_spliced"]``/``["initial_size_unspliced"]`` as library sizes.
     filter_velocity_genes
         Keep only the genes flagged in ``var["velocity_genes"]``.
     compute_umap
-        Compute a UMAP embedding (replacing any ``obsm["X_umap"]`` carried from the input).
+        Compute a UMAP embedding. `None` computes one only when the input has no
+        ``obsm["X_umap"]``, so that a published embedding is kept (and says so in the log);
+        `True` computes one and replaces it; `False` never computes one.
     random_state
         Seed for PCA, the neighbour search and UMAP.
 
@@ -91,11 +96,19 @@ def preprocess(
     ``X``
         ``log1p`` of the normalised (with ``normalize=False``: raw) spliced counts; float32,
         sparse when the input is.
-    ``layers["spliced"]``, ``layers["unspliced"]``
-        The raw counts, unchanged apart from subsetting.
+    ``layers["spliced_counts"]``, ``layers["unspliced_counts"]``
+        The raw counts, unchanged apart from subsetting; the layers to register for the count
+        likelihoods.
     ``layers["Ms"]``, ``layers["Mu"]``
         Only when ``smooth=True``: dense float32 first-order moments (mean over each cell
         and its neighbours of the normalised counts), min-max scaled to [0, 1] per gene.
+    ``layers["spliced"]``, ``layers["unspliced"]``
+        With ``smooth=True``: float32 normalised counts in the units of ``Ms``/``Mu``
+        (``(x - Ms_min) / Ms_scale``; sparse when the input is, except the genes whose
+        ``Ms_min`` is not zero), whose neighbour mean is ``Ms``, so that scVelo's
+        tools that read them (second-order moments in
+        ``scv.tl.velocity(mode="stochastic")``) agree with ``Ms``/``Mu``. With
+        ``smooth=False``: the raw counts (the same arrays as ``*_counts``).
     ``obs["initial_size_spliced"]``, ``obs["initial_size_unspliced"]``
         Library sizes over the genes that passed the shared-count filter.
     ``var["shared_counts"]``
@@ -113,7 +126,9 @@ def preprocess(
     ``obsp["connectivities"]``, ``obsp["distances"]``, ``uns["neighbors"]``
         The kNN graph (written by :func:`scanpy.pp.neighbors`).
     ``obsm["X_umap"]``, ``uns["umap"]``
-        Only when ``compute_umap=True`` (written by :func:`scanpy.tl.umap`).
+        Written by :func:`scanpy.tl.umap` with ``compute_umap=True``, or with the default
+        `None` when the input had no ``obsm["X_umap"]``; otherwise the input's embedding is
+        carried over (subset to the kept cells).
     ``uns["revelo_preprocess"]``
         The settings used and the number of genes left after each step.
 
@@ -181,6 +196,7 @@ def preprocess(
         write_moments(out, normalized["spliced"], normalized["unspliced"])
         fit_s, fit_u = out.layers["Ms"], out.layers["Mu"]
     else:
+        keep_counts(out)
         fit_s, fit_u = (to_dense(normalized[key]) for key in ("spliced", "unspliced"))
     gamma, r2 = steady_state_fit(fit_s, fit_u)
     varies = (np.ptp(fit_s, axis=0) > 0) & (np.ptp(fit_u, axis=0) > 0)
@@ -198,8 +214,7 @@ def preprocess(
             raise ValueError(msg)
         out = out[:, out.var["velocity_genes"].to_numpy()].copy()
 
-    if compute_umap:
-        sc.tl.umap(out, random_state=random_state)
+    umap_computed = _umap(out, compute_umap, random_state)
 
     out.uns["revelo_preprocess"] = {
         "min_shared_counts": min_shared_counts,
@@ -209,7 +224,7 @@ def preprocess(
         "normalize": normalize,
         "smooth": smooth,
         "filter_velocity_genes": filter_velocity_genes,
-        "compute_umap": compute_umap,
+        "compute_umap": umap_computed,
         "random_state": random_state,
         "n_cells": out.n_obs,
         "n_genes_input": adata.n_vars,
@@ -244,3 +259,16 @@ def _warn_dropped(mask: np.ndarray, what: str) -> None:
     if mask.any():
         msg = f"Dropping {int(mask.sum())} {what} without any spliced or unspliced count."
         warnings.warn(msg, UserWarning, stacklevel=3)
+def _umap(adata: AnnData, compute_umap: bool | None, random_state: int) -> bool:
+    """Compute a UMAP as ``compute_umap`` asks; return whether one was computed."""
+    if compute_umap is None and "X_umap" in adata.obsm:
+        logger.info(
+            "Keeping the input's obsm['X_umap']; pass compute_umap=True to compute a new one."
+        )
+        return False
+    if compute_umap is False:
+        return False
+    sc.tl.umap(adata, random_state=random_state)
+    return True
+
+
