@@ -12,6 +12,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from revelo._scvelo_keys import revelo_rates
 from revelo._validation import check_layer
 from revelo.module._kinetics import induction, repression
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _RATE_COLUMNS = ("fit_alpha", "fit_beta", "fit_gamma", "fit_t_")
+_RATE_KEYS = ("alpha", "beta", "gamma", "t_switch", "scaling")
 _FITTED_LAYERS = ("fit_u", "fit_s", "fit_t")
 _DEFAULT_T_MAX = 20.0
 # Points of the kinetic curve on [0, t_max]; the switch time is added to keep the corner sharp.
@@ -72,13 +74,15 @@ def _rate_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | No
     """Solve the gene's curve from its fitted rates; `None` where they are missing."""
     if not all(column in adata.var for column in _RATE_COLUMNS):
         return None
-    alpha, beta, gamma, t_switch = (float(adata.var[c].iloc[gene]) for c in _RATE_COLUMNS)
+    # scVelo's convention: the kinetics run on u / fit_scaling with fit_beta × fit_scaling.
+    rates = revelo_rates(adata.var.iloc[[gene]])
+    alpha, beta, gamma, t_switch, scaling = (float(rates[key][0]) for key in _RATE_KEYS)
     if not np.all(np.isfinite([alpha, beta, gamma, t_switch])) or min(beta, gamma) <= 0:
         return None
     t_max = float(adata.uns.get("velocity_params", {}).get("t_max", _DEFAULT_T_MAX))
     t = np.union1d(np.linspace(0.0, t_max, _N_CURVE_POINTS), [min(t_switch, t_max)])
     u, s = kinetic_curve(alpha, beta, gamma, t_switch, t)
-    return s, u * _scaling(adata, gene)
+    return s, u * scaling
 
 
 def _fitted_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -87,13 +91,6 @@ def _fitted_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | 
         return None
     order = np.argsort(dense_column(adata, "fit_t", gene), kind="stable")
     return dense_column(adata, "fit_s", gene)[order], dense_column(adata, "fit_u", gene)[order]
-
-
-def _scaling(adata: AnnData, gene: int) -> float:
-    """Factor from the fitted (scaled) unspliced values back to the data's scale."""
-    if "fit_scaling" not in adata.var:
-        return 1.0
-    return float(adata.var["fit_scaling"].iloc[gene])
 
 
 def _curve(
@@ -285,9 +282,11 @@ def phase_portrait(
         if fitted is not None:
             panel.plot(*fitted, label="kinetic curve", **_CURVE_STYLE)
         if steady_state and {"fit_beta", "fit_gamma"} <= set(adata.var.columns):
+            # With scVelo's fit_beta (revelo's beta / fit_scaling) the ratio is the slope
+            # u / s of the steady state in the observed units.
             ratio = adata.var["fit_gamma"].iloc[gene] / adata.var["fit_beta"].iloc[gene]
             s_line = np.array([0.0, np.max(s)])
-            u_line = ratio * _scaling(adata, gene) * s_line
+            u_line = ratio * s_line
             panel.plot(s_line, u_line, label="steady state", **_STEADY_STYLE)
 
         panel.set_xlabel("spliced")

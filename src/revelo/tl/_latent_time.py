@@ -32,8 +32,9 @@ def latent_time(
 
     Each gene's times are replaced by their ranks over cells (scaled to [0, 1]), which makes
     genes with different time scales or saturated kinetics comparable. A cell's time is the
-    weighted median of its genes' ranks (weights ``var["fit_likelihood"]`` when present, or
-    the rank of each gene's likelihood when none is positive, as for count likelihoods),
+    weighted median of its genes' ranks (weights: the model's mean log-likelihood
+    ``var["revelo_log_likelihood"]``, else ``var["fit_likelihood"]``, when present; their
+    rank over genes when none is positive, as for count likelihoods),
     which ignores the few genes whose fit is off for that cell; with ``smooth``, it is then
     averaged once with its neighbours' (``obsp["connectivities"]``).
 
@@ -84,6 +85,10 @@ def latent_time(
         likelihood = np.nan_to_num(adata.var["fit_likelihood"].to_numpy(dtype=np.float64))
         if min_likelihood is not None:
             genes &= likelihood >= min_likelihood
+        if "revelo_log_likelihood" in adata.var:
+            likelihood = np.nan_to_num(
+                adata.var["revelo_log_likelihood"].to_numpy(dtype=np.float64)
+            )
         weights = np.clip(likelihood, 0, None)
         if not (weights[genes] > 0).any() and genes.any():
             # Log-probabilities of counts are never positive: weight by rank instead.
