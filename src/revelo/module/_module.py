@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -11,7 +9,7 @@ from scvi.module._constants import MODULE_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import REGISTRY_KEYS, Likelihood, TimeMode
 
 from ._anchoring import AnchoringMixin
 from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
@@ -21,9 +19,6 @@ from ._kinetics import switch_trajectory
 from ._legacy import upgrade_state_dict
 from ._observation import observation_model, softplus_inverse
 from ._time import time_model
-
-if TYPE_CHECKING:
-    from revelo._constants import Likelihood, TimeMode
 
 
 def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn.Parameter:

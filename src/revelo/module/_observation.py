@@ -9,7 +9,7 @@ name in ``revelo._constants.Likelihood`` and a case in :func:`observation_model`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -17,13 +17,10 @@ import torch.nn.functional as F
 from scvi.distributions import NegativeBinomial
 from torch import nn
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import REGISTRY_KEYS, Likelihood
 from revelo._validation import check_likelihood
 
 from ._components import normal_log_prob
-
-if TYPE_CHECKING:
-    from revelo._constants import Likelihood
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -240,9 +237,13 @@ class PoissonObservation(nn.Module):
     ) -> torch.Tensor:
         """Log p(u, s | state): cells × genes × 4 from cells × genes counts."""
         rate_s, rate_u = self.expected_counts(spliced, unspliced, mean_s, mean_u, covariates)
-        return poisson_log_prob(unspliced.unsqueeze(-1), rate_u) + poisson_log_prob(
-            spliced.unsqueeze(-1), rate_s
+        return self.layer_log_prob(unspliced.unsqueeze(-1), rate_u, 0) + self.layer_log_prob(
+            spliced.unsqueeze(-1), rate_s, 1
         )
+
+    def layer_log_prob(self, counts: torch.Tensor, rate: torch.Tensor, row: int) -> torch.Tensor:
+        """Log-probability of one layer's counts (``row`` 0: unspliced, 1: spliced)."""
+        return poisson_log_prob(counts, rate)
 
 
 class NegativeBinomialObservation(PoissonObservation):
@@ -256,20 +257,9 @@ class NegativeBinomialObservation(PoissonObservation):
         # Inverse dispersion θ of u and s (rows) per gene, on the log scale.
         self.log_theta = nn.Parameter(torch.full((2, n_genes), float(np.log(10.0))))
 
-    def log_prob(
-        self,
-        spliced: torch.Tensor,
-        unspliced: torch.Tensor,
-        mean_s: torch.Tensor,
-        mean_u: torch.Tensor,
-        covariates: dict | None = None,
-    ) -> torch.Tensor:
-        """Log p(u, s | state): cells × genes × 4 from cells × genes counts."""
-        rate_s, rate_u = self.expected_counts(spliced, unspliced, mean_s, mean_u, covariates)
-        theta = torch.exp(self.log_theta).unsqueeze(-1)
-        return nb_log_prob(unspliced.unsqueeze(-1), rate_u, theta[0]) + nb_log_prob(
-            spliced.unsqueeze(-1), rate_s, theta[1]
-        )
+    def layer_log_prob(self, counts: torch.Tensor, rate: torch.Tensor, row: int) -> torch.Tensor:
+        """Log-probability of one layer's counts (``row`` 0: unspliced, 1: spliced)."""
+        return nb_log_prob(counts, rate, torch.exp(self.log_theta[row]).unsqueeze(-1))
 
 
 ObservationModel = GaussianObservation | PoissonObservation

@@ -11,15 +11,12 @@ and a case in :func:`time_model`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import REGISTRY_KEYS, TimeMode
 from revelo._validation import check_time_mode
-
-if TYPE_CHECKING:
-    from revelo._constants import TimeMode
 
 
 class PhaseTimes(NamedTuple):
