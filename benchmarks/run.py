@@ -109,6 +109,8 @@ EXTRA_KEYS = (
     "consistency_umap",
     "median_gene_time_spearman",
     "n_velocity_genes",
+    "n_pipeline_genes",
+    "preprocess_seconds",
 )
 
 
@@ -203,16 +205,68 @@ def run_job(path: str, method: str, seed: int, options: dict[str, Any]) -> dict[
     }
 
 
+def shared_embedding_path(dataset: str, cache_dir: Path) -> Path:
+    """Cached scanpy-recipe UMAP and graph of the raw data set (made on first use)."""
+    from benchmarks.own_pipeline import shared_embedding
+
+    path = cache_dir / f"{dataset}-shared-embedding.h5ad"
+    if path.is_file():
+        print(f"using cached {path}")
+        return path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shared = shared_embedding(_load(dataset))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shared.write_h5ad(path)
+    print(f"shared embedding of {dataset}: {shared.n_obs} cells -> {path}")
+    return path
+
+
+def run_job_own(path: str, method: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+    """Run one method on its own pipeline from the raw counts; score it on the shared graph."""
+    from benchmarks.own_pipeline import run_own, scoring_data
+
+    limit_threads(options["threads"])
+    shared = ad.read_h5ad(path)
+    raw = _load(options["dataset"])
+    adata, result, prep_seconds = run_own(
+        raw,
+        method,
+        seed=seed,
+        max_epochs=options["max_epochs"],
+        revelo_model=options.get("revelo_model"),
+        revelo_train=options.get("revelo_train"),
+    )
+    scored, result = scoring_data(shared, adata, result)
+    add_result(scored, result)
+    metrics = evaluate(
+        scored,
+        method,
+        cluster_key=CLUSTER_KEY,
+        edges=[tuple(edge) for edge in options["edges"]],
+        basis="umap",
+    )
+    return {
+        "method": method,
+        "seed": None if method in DETERMINISTIC else seed,
+        "preprocess_seconds": prep_seconds,
+        "n_pipeline_genes": int(adata.n_vars),
+        **result.costs(),
+        **metrics,
+    }
+
+
 def run_all(path: Path, jobs: list[tuple[str, int]], options: dict, *, isolate: bool) -> list:
     runs = []
+    job = run_job_own if options.get("protocol") == "own" else run_job
     for method, seed in jobs:
         print(f"{method} seed {seed} ...", flush=True)
         if isolate:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(1, mp_context=context) as pool:
-                run = pool.submit(run_job, str(path), method, seed, options).result()
+                run = pool.submit(job, str(path), method, seed, options).result()
         else:
-            run = run_job(str(path), method, seed, options)
+            run = job(str(path), method, seed, options)
         print(
             f"  train {run['train_seconds']:.1f} s, epochs {run['epochs']}, "
             f"CBDir gene {run.get('cbdir_gene')}",
@@ -268,6 +322,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         metavar="JSON",
         help="keyword arguments for REVELO.train(...), e.g. '{\"kl_weight\": 3}'",
     )
+    parser.add_argument(
+        "--protocol",
+        choices=("shared", "own"),
+        default="shared",
+        help="shared: every method on revelo's preprocessed AnnData; own: every method on its "
+        "own documented pipeline from the raw counts, scored on one scanpy UMAP and graph "
+        "(results in <dataset>_own.json)",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results", help="folder for <dataset>.json")
     parser.add_argument("--cache-dir", default="benchmarks/cache")
@@ -283,7 +345,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("this revelo version has no `likelihood` option; drop --likelihood")
     threads = limit_threads(args.threads)
     print(f"threads: {threads}")
-    path, data_settings = preprocessed(args.dataset, Path(args.cache_dir))
+    own = args.protocol == "own"
+    if own and args.dataset == "simulation":
+        parser.error("--protocol own needs a published data set with cell types")
+    if own and args.likelihood:
+        parser.error("--protocol own runs revelo with its defaults; drop --likelihood")
+    if own:
+        path = shared_embedding_path(args.dataset, Path(args.cache_dir))
+        data_settings = {
+            "dataset": args.dataset,
+            "protocol": "own",
+            "shared_embedding": "scanpy normalize_total, log1p, 2000 HVG, 30 PCs, 30 neighbours, "
+            "UMAP seed 0",
+        }
+    else:
+        path, data_settings = preprocessed(args.dataset, Path(args.cache_dir))
     adata = ad.read_h5ad(path)
     edges = present_edges(adata, args.dataset)
     is_simulation = TRUE_KEY in adata.layers
@@ -294,6 +370,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "edges": edges,
         "revelo_model": args.revelo_model,
         "revelo_train": args.revelo_train,
+        "protocol": args.protocol,
+        "dataset": args.dataset,
     }
     methods = list(args.methods)
     if args.likelihood and "revelo" in methods:
@@ -321,7 +399,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
         for space in ("gene", "umap")
     }
-    print(f"\n{args.dataset}: {adata.n_obs} cells × {adata.n_vars} genes, seeds {args.seeds}")
+    genes = f"{adata.n_vars} genes" if not own else "each method's own genes"
+    print(f"\n{args.dataset} ({args.protocol} protocol): {adata.n_obs} cells, {genes}")
+    print(f"seeds {args.seeds}")
     print(table)
     for space, edge_table in edge_tables.items():
         print(f"\nCBDir per edge ({space} space):\n{edge_table}")
@@ -350,7 +430,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "revelo_over_velovi": ratios,
         "tables": {"main": table, **{f"cbdir_{k}_edges": v for k, v in edge_tables.items()}},
     }
-    out = write_json(Path(args.out) / f"{args.dataset}.json", payload)
+    name = f"{args.dataset}_own" if own else args.dataset
+    out = write_json(Path(args.out) / f"{name}.json", payload)
     print(f"\nwrote {out}")
     return payload
 
