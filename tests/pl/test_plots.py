@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -258,7 +260,8 @@ def _line(ax, label):
 def test_phase_curve_matches_closed_form(adata, gene):
     ax = revelo.pl.phase_portrait(adata, gene, show=False)
     assert ax.get_title() == gene
-    assert ax.get_xlabel() == "spliced" and ax.get_ylabel() == "unspliced"
+    assert ax.get_xlabel() == "spliced (Ms, scaled moments)"
+    assert ax.get_ylabel() == "unspliced (Mu, scaled moments)"
     curve = _line(ax, "kinetic curve").get_xydata()
     rates = adata.var.loc[gene, ["fit_alpha", "fit_beta", "fit_gamma", "fit_t_"]].to_numpy()
     t = np.linspace(0, T_MAX, 200)[[0, 30, 90, 150, 199]]
@@ -356,7 +359,7 @@ def test_latent_time_missing(adata):
 
 def test_uncertainty(adata, tmp_path):
     ax = revelo.pl.uncertainty(adata, show=False)
-    assert ax.get_title() == "directional_variance"
+    assert ax.get_title() == "intrinsic velocity uncertainty"
     drawn = np.asarray(_cells(ax).get_array())
     np.testing.assert_allclose(np.sort(drawn), np.sort(adata.obs["directional_variance"]))
     revelo.pl.uncertainty(adata, save=tmp_path / "u.png", show=False)
@@ -385,3 +388,85 @@ def test_auto_compute_calls_tools(adata, monkeypatch):
     del adata.obsm["velocity_umap"]
     revelo.pl.velocity_embedding_grid(adata, show=False)
     assert calls[2:] == [("embedding", "umap", "velocity")]
+
+
+# ------------------------------------------------------------------ figures for a talk
+
+
+def _colorbar_labels(fig) -> list[str]:
+    return [a.get_ylabel() or a.get_xlabel() for a in fig.axes if a.get_label() == "<colorbar>"]
+
+
+def test_phase_axes_follow_the_data_and_clip_the_curve(adata):
+    # a gene whose kinetics reach far past the cells
+    adata.var.loc["gene1", "fit_alpha"] = 30.0
+    ax = revelo.pl.phase_portrait(adata, "gene1", show=False)
+    s = adata[:, "gene1"].layers["Ms"].ravel()
+    u = adata[:, "gene1"].layers["Mu"].ravel()
+    assert ax.get_xlim() == pytest.approx((0, 1.05 * s.max()))
+    assert ax.get_ylim() == pytest.approx((0, 1.05 * u.max()))
+    assert _line(ax, "kinetic curve").get_xydata()[:, 1].max() > 2 * u.max()
+
+
+def test_phase_legend_keys_lines_and_lists_present_clusters_under_a_title(adata):
+    adata.obs["clusters"] = adata.obs["clusters"].cat.add_categories(["unused"])
+    axes = revelo.pl.phase_portrait(adata, ["gene1", "gene2"], color="clusters", show=False)
+    legends = [a for a in axes[-1].get_children() if isinstance(a, matplotlib.legend.Legend)]
+    texts = {tuple(t.get_text() for t in legend.get_texts()) for legend in legends}
+    assert ("A", "B", "C") in texts
+    assert ("kinetic curve", "steady state u = γ/β · s") in texts
+    assert axes[-1].get_legend().get_title().get_text() == "clusters"
+    keys = {line.get_label(): line for legend in legends for line in legend.get_lines()}
+    assert keys["steady state u = γ/β · s"].get_linestyle() == "--"
+
+
+def test_phase_grid_has_no_empty_panels(adata):
+    fig = revelo.pl.phase_portrait(
+        adata, [f"gene{i}" for i in range(6)], color="clusters", show=False, return_fig=True
+    )
+    panels = [a for a in fig.axes if a.get_label() != "<colorbar>"]
+    assert len(panels) == 6
+    assert panels[0].get_subplotspec().get_gridspec().get_geometry() == (2, 3)
+
+
+def test_phase_numeric_colour_bar_is_labelled(adata):
+    fig = revelo.pl.phase_portrait(
+        adata, "gene1", color="latent_time", show=False, return_fig=True
+    )
+    assert _colorbar_labels(fig) == ["latent time"]
+
+
+def test_latent_time_labels_do_not_overlap_and_sit_clear_of_the_embedding(adata):
+    genes = [f"g{i}" for i in range(60)]
+    big = ad.AnnData(np.zeros((N_CELLS, 60), dtype=np.float32), obs=adata.obs.copy())
+    big.var_names = genes
+    big.obsm["X_umap"] = adata.obsm["X_umap"]
+    rng = np.random.default_rng(1)
+    big.layers["Ms"] = rng.random((N_CELLS, 60))
+    fig = revelo.pl.latent_time(big, n_genes=60, show=False, return_fig=True)
+    embedding, heatmap = fig.axes[0], next(a for a in fig.axes if a.get_images())
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in heatmap.get_yticklabels() if t.get_text()]
+    assert 10 < len(boxes) <= 60
+    assert all(a.y1 <= b.y0 or b.y1 <= a.y0 for a, b in itertools.pairwise(boxes))
+    # names and label on the right of the heatmap, away from the embedding's colour bar
+    right = heatmap.get_window_extent(renderer).x1
+    assert all(box.x0 >= right for box in boxes)
+    assert heatmap.yaxis.get_label_position() == "right"
+    assert "genes ordered by peak time" in heatmap.get_ylabel()
+    labels = _colorbar_labels(fig)
+    assert "latent time" in labels
+    assert "expression, scaled to [0, 1] per gene" in labels
+    assert embedding.get_title() == "latent_time"
+
+
+def test_uncertainty_title_and_colour_bar_say_what_is_shown(adata):
+    adata.obs["extrinsic_cosine_sim_mean"] = adata.obs["directional_variance"]
+    fig = revelo.pl.uncertainty(
+        adata, key="extrinsic_cosine_sim_mean", show=False, return_fig=True
+    )
+    assert fig.axes[0].get_title() == "extrinsic velocity uncertainty"
+    assert _colorbar_labels(fig) == ["cosine of draws to their mean: mean"]
+    ax = revelo.pl.uncertainty(adata, title="mine", show=False)
+    assert ax.get_title() == "mine"

@@ -14,7 +14,7 @@ from scipy.ndimage import uniform_filter1d
 from revelo._utils import to_dense
 from revelo._validation import check_layer
 
-from ._utils import check_latent_time, doc_params, embedding_scatter, finish
+from ._utils import check_latent_time, doc_params, embedding_scatter, finish, label_colorbar
 
 if TYPE_CHECKING:
     import os
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.figure import Figure
 
-# Beyond this many rows the gene labels would overlap, so the heatmap leaves them out.
-_MAX_GENE_LABELS = 60
+# Gene names on the heatmap: font size, and the vertical room one name needs, in points.
+_LABEL_SIZE = 7.0
+_LABEL_ROOM = 1.25 * _LABEL_SIZE
 
 
 def _select_genes(
@@ -82,20 +83,45 @@ def gene_trends(
     return trends[order], order
 
 
+def label_step(n_labels: int, height_points: float) -> int:
+    """Name every ``step``-th gene so that the names fit in ``height_points`` without overlap."""
+    fit = max(int(height_points // _LABEL_ROOM), 1)
+    return max(-(-n_labels // fit), 1)
+
+
 def _heatmap(
     ax: Axes, trends: np.ndarray, genes: Sequence[str], *, cmap: str, title: str | None
 ) -> None:
-    """Draw the genes × cells trend matrix with gene labels."""
+    """Draw the genes × cells trend matrix, gene names on the right, colour bar below."""
     image = ax.imshow(trends, aspect="auto", interpolation="none", cmap=cmap, vmin=0, vmax=1)
+    fig = ax.get_figure()
     ax.set_xticks([])
-    if len(genes) <= _MAX_GENE_LABELS:
-        ax.set_yticks(np.arange(len(genes)), labels=genes, fontsize="x-small")
-    else:
-        ax.set_yticks([])
+    # Names and axis label on the right keep them clear of a panel (and colour bar) on the left.
+    ax.yaxis.tick_right()
+    ax.yaxis.set_label_position("right")
+    height = ax.get_position().height * fig.get_size_inches()[1] * 72
+    step = label_step(len(genes), 0.9 * height)
+    rows = np.arange(0, len(genes), step)
+    ax.set_yticks(rows, labels=[genes[i] for i in rows], fontsize=_LABEL_SIZE)
+    ax.tick_params(axis="y", length=0, pad=2)
+    named = "" if step == 1 else f" (every {_ordinal(step)} named)"
+    ax.set_ylabel(f"genes ordered by peak time{named}")
     ax.set_xlabel("cells ordered by latent time")
-    ax.set_ylabel("genes ordered by peak time")
     ax.set_title(title if title is not None else "expression along latent time")
-    ax.get_figure().colorbar(image, ax=ax, pad=0.01, fraction=0.05, label="scaled expression")
+    fig.colorbar(
+        image,
+        ax=ax,
+        location="bottom",
+        fraction=0.04,
+        pad=0.02,
+        aspect=40,
+        label="expression, scaled to [0, 1] per gene",
+    )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 @doc_params
@@ -167,7 +193,7 @@ def latent_time(
     if kind != "embedding":
         check_layer(adata, layer)
     if ax is None:
-        default_size = (10.0, 4.0) if n_panels == 2 else (5.0, 4.0)
+        default_size = (11.0, 5.0) if n_panels == 2 else (5.5, 5.0)
         fig, axes = plt.subplots(
             1, n_panels, figsize=figsize or default_size, squeeze=False, layout="constrained"
         )
@@ -189,6 +215,7 @@ def latent_time(
             legend_loc=None,
             scatter_kwds={"cmap": cmap, **(scatter_kwds or {})},
         )
+        label_colorbar(axes[0], key.replace("_", " "))
     if kind in ("both", "heatmap"):
         chosen = _select_genes(adata, genes, n_genes, layer)
         window = max(adata.n_obs // 50, 1) if window is None else window

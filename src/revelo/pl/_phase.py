@@ -32,6 +32,8 @@ _DEFAULT_T_MAX = 20.0
 _N_CURVE_POINTS = 200
 _CURVE_STYLE = {"color": "purple", "linewidth": 2.0, "zorder": 3}
 _STEADY_STYLE = {"color": "purple", "linewidth": 1.0, "linestyle": "--", "zorder": 3}
+# Categories a legend lists in one column beside the panels, from the top.
+_MARGIN_CATEGORIES = 10
 
 
 def kinetic_curve(
@@ -143,8 +145,9 @@ def _panel_axes(
 ) -> tuple[Figure, list[Axes]]:
     """Return the panels' axes: the given ones, or a new grid of `ncols` columns."""
     if ax is None:
-        ncols = min(ncols, n_panels)
-        nrows = -(-n_panels // ncols)
+        nrows = -(-n_panels // max(min(ncols, n_panels), 1))
+        # As many columns as the rows need, so the last row is as full as it can be.
+        ncols = -(-n_panels // nrows)
         fig, grid = plt.subplots(
             nrows,
             ncols,
@@ -163,16 +166,86 @@ def _panel_axes(
     return axes[0].get_figure(), axes
 
 
-def _add_legend(ax: Axes, labels: Sequence[str], colors: Sequence[str], loc: str) -> None:
-    """Legend of the categories, beside the panel for ``"right margin"``."""
+def _line_handles(curve: bool, steady_state: bool) -> list[Line2D]:
+    """Legend keys of the kinetic curve and the steady-state line, when drawn."""
+    handles = []
+    if curve:
+        handles.append(Line2D([], [], label="kinetic curve", **_CURVE_STYLE))
+    if steady_state:
+        handles.append(Line2D([], [], label="steady state u = γ/β · s", **_STEADY_STYLE))
+    return handles
+
+
+def _add_legend(
+    ax: Axes,
+    labels: Sequence[str],
+    colors: Sequence[str],
+    loc: str,
+    *,
+    title: str | None,
+    lines: Sequence[Line2D],
+) -> None:
+    """Legend of the categories (titled) and of the fitted lines, beside the panel by default."""
     handles = [
         Line2D([], [], marker="o", linestyle="", color=c, label=str(label))
         for label, c in zip(labels, colors)
     ]
-    if loc == "right margin":
-        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    else:
-        ax.legend(handles=handles, loc=loc, frameon=False)
+    style = {"frameon": False, "fontsize": "small", "title_fontsize": "small"}
+    if loc != "right margin":
+        if handles and lines:
+            ax.add_artist(ax.legend(handles=lines, loc="lower right", **style))
+        ax.legend(handles=handles or lines, loc=loc, title=title if handles else None, **style)
+        return
+    if lines:
+        # The fitted lines at the bottom of the margin, the categories from its top down.
+        anchor = (1.02, 0.0) if len(handles) <= _MARGIN_CATEGORIES else (1.02, -0.1)
+        ax.add_artist(ax.legend(handles=lines, loc="lower left", bbox_to_anchor=anchor, **style))
+    if handles:
+        ncol = 1 if len(handles) <= 2 * _MARGIN_CATEGORIES else 2
+        ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            title=title,
+            ncol=ncol,
+            **style,
+        )
+
+
+def _legend_axes(axes: Sequence[Axes], *, new_grid: bool) -> Axes:
+    """The last panel, or the top row's last one when a new grid's last row is not full.
+
+    A legend beside a panel that is not at the figure's right edge would open a gap.
+    """
+    spec = axes[-1].get_subplotspec()
+    if new_grid and not spec.is_last_col():
+        return axes[spec.get_gridspec().ncols - 1]
+    return axes[-1]
+
+
+def _present_categories(adata: AnnData, color: str) -> tuple[list[str], list[str]]:
+    """The categories of ``obs[color]`` that some cell has, in order, with their colours."""
+    present = set(adata.obs[color].dropna().unique())
+    pairs = zip(adata.obs[color].cat.categories, category_colors(adata, color))
+    kept = [(label, c) for label, c in pairs if label in present]
+    return [label for label, _ in kept], [c for _, c in kept]
+
+
+def _axis_label(layer: str, kind: str) -> str:
+    """What the values of ``layer`` are, e.g. "spliced (Ms, scaled moments)"."""
+    if layer in ("Ms", "Mu"):
+        return f"{kind} ({layer}, scaled moments)"
+    if layer in (kind, f"{kind}_counts"):
+        return f"{kind} counts"
+    return f"{kind} ({layer})"
+
+
+def _upper_limit(values: np.ndarray) -> float | None:
+    """The axis end a little past the data; the fitted lines are clipped there."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0 or finite.max() <= 0:
+        return None
+    return 1.05 * float(finite.max())
 
 
 @doc_params
@@ -258,6 +331,7 @@ def phase_portrait(
         size = float(np.clip(20_000 / adata.n_obs, 2, 40))
 
     fig, axes = _panel_axes(ax, len(genes), ncols=ncols, figsize=figsize)
+    drew_curve = drew_steady_state = False
     categorical = color in adata.obs and isinstance(adata.obs[color].dtype, pd.CategoricalDtype)
     for panel, gene_name, panel_title in zip(axes, genes, titles):
         gene = adata.var_names.get_loc(gene_name)
@@ -276,10 +350,11 @@ def phase_portrait(
                 else dense_column(adata, color, gene)
             )
             points = panel.scatter(s, u, s=size, c=values, cmap=cmap, linewidths=0)
-            fig.colorbar(points, ax=panel, pad=0.01, fraction=0.05)
+            fig.colorbar(points, ax=panel, pad=0.01, fraction=0.05, label=color.replace("_", " "))
 
         fitted = None if curve is None else _curve(adata, gene, curve)
         if fitted is not None:
+            drew_curve = True
             panel.plot(*fitted, label="kinetic curve", **_CURVE_STYLE)
         if steady_state and {"fit_beta", "fit_gamma"} <= set(adata.var.columns):
             # With scVelo's fit_beta (revelo's beta / fit_scaling) the ratio is the slope
@@ -287,23 +362,26 @@ def phase_portrait(
             ratio = adata.var["fit_gamma"].iloc[gene] / adata.var["fit_beta"].iloc[gene]
             s_line = np.array([0.0, np.max(s)])
             u_line = ratio * s_line
+            drew_steady_state = True
             panel.plot(s_line, u_line, label="steady state", **_STEADY_STYLE)
 
-        panel.set_xlabel("spliced")
-        panel.set_ylabel("unspliced")
+        panel.set_xlabel(_axis_label(spliced_layer, "spliced"))
+        panel.set_ylabel(_axis_label(unspliced_layer, "unspliced"))
         panel.set_title(panel_title)
-        panel.set_xlim(left=0)
-        panel.set_ylim(bottom=0)
+        # The axes follow the data; a fitted curve or line reaching beyond it is clipped.
+        panel.set_xlim(0, _upper_limit(s))
+        panel.set_ylim(0, _upper_limit(u))
         panel.spines[["top", "right"]].set_visible(False)
 
-    if categorical and legend_loc is not None:
-        # When a new grid's last row is not full, its last panel is not at the figure's right
-        # edge and a legend beside it would open a gap: use the top row's last panel then.
-        incomplete = ax is None and not axes[-1].get_subplotspec().is_last_col()
-        legend_ax = axes[ncols - 1] if incomplete else axes[-1]
-        _add_legend(
-            legend_ax, adata.obs[color].cat.categories, category_colors(adata, color), legend_loc
-        )
+    lines = _line_handles(drew_curve, drew_steady_state)
+    if legend_loc is not None and (categorical or lines):
+        legend_ax, loc = _legend_axes(axes, new_grid=ax is None), legend_loc
+        labels, colors = _present_categories(adata, color) if categorical else ([], [])
+        if not categorical and color is not None and loc == "right margin":
+            # Colour bars sit beside the panels: the lines' key goes inside the first one.
+            legend_ax, loc = axes[0], "best"
+        title = color if categorical else None
+        _add_legend(legend_ax, labels, colors, loc, title=title, lines=lines)
     return finish(
         fig, axes[0] if len(axes) == 1 else axes, show=show, save=save, return_fig=return_fig
     )

@@ -182,6 +182,14 @@ def embedding_scatter(
     )
 
 
+def label_colorbar(ax: Axes, label: str) -> None:
+    """Label the colour bar that :func:`scanpy.pl.embedding` drew for ``ax``'s points."""
+    for artist in ax.collections:
+        colorbar = getattr(artist, "colorbar", None)
+        if colorbar is not None:
+            colorbar.set_label(label)
+
+
 def finish(
     fig: Figure,
     axes: Axes | list[Axes],
