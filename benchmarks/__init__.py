@@ -2,9 +2,12 @@
 
 Thread pools are sized when numpy, torch and numba are first imported, so the limits are set
 here, before any benchmark module imports them. Set the variables yourself to override them.
+Real data sets are read from ``REVELO_DATA_DIR``, which defaults here to the ``shared/data``
+folder next to the repository when it exists (revelo's own default is the per-user cache).
 """
 
 import os
+from pathlib import Path
 
 for _name in (
     "OMP_NUM_THREADS",
@@ -14,3 +17,7 @@ for _name in (
     "VECLIB_MAXIMUM_THREADS",
 ):
     os.environ.setdefault(_name, "1")
+
+_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if _SHARED_DATA.is_dir():
+    os.environ.setdefault("REVELO_DATA_DIR", str(_SHARED_DATA))
