@@ -283,11 +283,16 @@ class QueryMixin:
           units for the count likelihoods) per unit of time;
         - ``layers["fit_t"]``: per-gene latent time on [0, t_max];
         - ``layers["fit_s"]``, ``layers["fit_u"]``: fitted spliced and unspliced values;
-        - ``var["fit_alpha"]``, ``var["fit_beta"]``, ``var["fit_gamma"]``: kinetic rates;
-          ``var["fit_t_"]``: switch time; ``var["fit_scaling"]``: the learned factor from
-          kinetic to observed unspliced (observed u = fit_scaling × kinetic u), as in scVelo;
-          ``var["fit_likelihood"]``: mean
-          per-cell log-likelihood of the gene's (u, s);
+        - ``var["fit_alpha"]``, ``var["fit_beta"]``, ``var["fit_gamma"]``, ``var["fit_t_"]``,
+          ``var["fit_scaling"]``: rates, switch time and unspliced scaling in scVelo's
+          convention (observed u = fit_scaling × kinetic u; ``fit_beta`` is the splicing rate
+          divided by ``fit_scaling``, as scVelo stores it, so that scVelo's tools and plots
+          draw revelo's curve; :meth:`get_rates` gives revelo's own ``beta``);
+        - ``var["fit_likelihood"]``: scVelo's goodness of fit in [0, 1], computed as scVelo
+          does from ``layers["fit_u"|"fit_s"]`` and the registered layers, which scVelo's
+          ``min_likelihood`` filters read; ``var["revelo_log_likelihood"]``: the mean per-cell
+          log-likelihood of the gene's (u, s) under the model, which weights
+          :func:`revelo.tl.latent_time`;
         - ``var["velocity_genes"]``: genes used downstream (an existing column is kept,
           restricted to genes with a finite fit);
         - ``obs["latent_time"]``: one shared time per cell on [0, 1]
