@@ -322,24 +322,13 @@ def run_velovi(adata: AnnData, *, seed: int, max_epochs: int | None = None) -> M
 
 
 def _scvelo_copy(adata: AnnData) -> AnnData:
-    """A copy whose ``spliced``/``unspliced`` layers are in the (scaled) units of ``Ms``/``Mu``.
+    """A copy for scVelo, without revelo's steady-state gene selection.
 
     scVelo's stochastic model takes second moments from the per-cell ``spliced``/``unspliced``
-    layers; mapping the normalised counts with the same per-gene affine map as ``Ms``/``Mu``
-    makes them consistent (the neighbour mean of the mapped values is exactly ``Ms``).
+    layers; :func:`revelo.pp.preprocess` stores them in the (scaled) units of ``Ms``/``Mu``
+    already (their neighbour mean is exactly ``Ms``), so they agree with the moments.
     """
-    from revelo.pp._moments import normalized_layers
-
     work = adata.copy()
-    settings = adata.uns.get("revelo_preprocess", {})
-    spliced, unspliced = normalized_layers(work, normalize=bool(settings.get("normalize", True)))
-    for key, matrix, moment in (("spliced", spliced, "Ms"), ("unspliced", unspliced, "Mu")):
-        dense = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
-        if f"{moment}_min" in work.var:
-            minimum = work.var[f"{moment}_min"].to_numpy(dtype=np.float32)
-            scale = work.var[f"{moment}_scale"].to_numpy(dtype=np.float32)
-            dense = (dense - minimum) / scale
-        work.layers[key] = dense.astype(np.float32)
     # scVelo chooses its own velocity genes; drop revelo's steady-state columns
     work.var = work.var.drop(
         columns=["velocity_genes", "velocity_gamma", "velocity_r2"], errors="ignore"
