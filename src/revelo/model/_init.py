@@ -15,6 +15,7 @@ import numpy as np
 from revelo._constants import REGISTRY_KEYS
 from revelo._smoothing import neighbor_mean, neighbor_weights
 from revelo._steady_state import steady_state_fit
+from revelo.module import size_factors
 
 from ._data import batch_codes, registered_array
 
@@ -188,20 +189,6 @@ def batch_log_ratios(
     return ratios
 
 
-def initial_size_factors(
-    library: np.ndarray, median: np.ndarray, batch: np.ndarray, given: np.ndarray | None = None
-) -> np.ndarray:
-    """Cells × 2 size factors of spliced and unspliced, as the module computes them.
-
-    ``given`` (one factor per cell, used for both layers) when registered, else each layer's
-    library over its batch's median.
-    """
-    if given is not None:
-        given = given.reshape(-1, 1)
-        return np.maximum(np.concatenate((given, given), axis=1), 1e-8)
-    return np.maximum(library / median[batch], 1e-3)
-
-
 def start_values(manager: AnnDataManager, *, likelihood: str, t_max: float) -> dict:
     """Every data-derived starting value of the module, from the registered data.
 
@@ -225,7 +212,7 @@ def start_values(manager: AnnDataManager, *, likelihood: str, t_max: float) -> d
         given = None
         if REGISTRY_KEYS.SIZE_FACTOR_KEY in manager.data_registry:
             given = registered_array(manager, REGISTRY_KEYS.SIZE_FACTOR_KEY)
-        size = initial_size_factors(library, median, batch, given)
+        size = size_factors(library, median, batch, given)
         var = manager.adata.var
         if "Ms_scale" in var and "Mu_scale" in var:
             scale = np.stack((var["Ms_scale"].to_numpy(), var["Mu_scale"].to_numpy()))

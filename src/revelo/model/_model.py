@@ -19,12 +19,12 @@ from revelo._validation import (
     check_same_genes,
     check_spliced_unspliced,
     check_train_params,
+    warn_gaussian_on_counts,
 )
 from revelo.module import REVELOVAE
 
 from ._callbacks import training_callbacks
 from ._data import anndata_fields, registered_tensors
-from ._distributed import ddp_strategy
 from ._evidence import EvidenceMixin
 from ._init import start_values
 from ._queries import QueryMixin
@@ -74,7 +74,8 @@ class REVELO(
     likelihood
         Observation model: ``"gaussian"`` on the scaled moments ``Ms``/``Mu`` (the default,
         as VeloVI), or ``"poisson"`` / ``"nb"`` (negative binomial) on raw counts, registered
-        with ``setup_anndata(adata, spliced_layer="spliced", unspliced_layer="unspliced")``.
+        with ``setup_anndata(adata, spliced_layer="spliced_counts",
+        unspliced_layer="unspliced_counts")`` (where :func:`revelo.pp.preprocess` keeps them).
         Count models need no kNN smoothing: expected counts are the cell's size factor ×
         a per-gene scale × the kinetic abundance. The per-gene scale is
         ``var["Ms_scale"]``/``var["Mu_scale"]`` when :func:`revelo.pp.preprocess` wrote them,
@@ -152,8 +153,14 @@ class REVELO(
             t_max=t_max,
         )
         super().__init__(adata)
+        setup_args = self.adata_manager.registry["setup_args"]
+        warn_gaussian_on_counts(
+            self.adata,
+            likelihood=likelihood,
+            spliced_layer=setup_args["spliced_layer"],
+            unspliced_layer=setup_args["unspliced_layer"],
+        )
         if likelihood != "gaussian":
-            setup_args = self.adata_manager.registry["setup_args"]
             check_spliced_unspliced(
                 self.adata,
                 spliced_layer=setup_args["spliced_layer"],
@@ -224,8 +231,8 @@ class REVELO(
             :func:`revelo.pp.preprocess` by default).
         unspliced_layer
             Layer with unspliced abundances. For the count likelihoods (``REVELO(...,
-            likelihood="nb")``) register raw counts: ``spliced_layer="spliced"``,
-            ``unspliced_layer="unspliced"``.
+            likelihood="nb")``) register raw counts: ``spliced_layer="spliced_counts"``,
+            ``unspliced_layer="unspliced_counts"`` after :func:`revelo.pp.preprocess`.
         batch_key
             Column of ``obs`` with the batch (sample, protocol, donor) of each cell. The model
             is conditioned on it: the encoder and decoder see it, and each batch gets its own
@@ -396,8 +403,6 @@ class REVELO(
         )
         if ckpt_path is not None:
             trainer_kwargs["ckpt_path"] = str(ckpt_path)
-        if "strategy" in trainer_kwargs:
-            trainer_kwargs["strategy"] = ddp_strategy(trainer_kwargs["strategy"])
         if max_epochs is None:
             max_epochs = default_max_epochs(self.adata.n_obs)
         if n_epochs_kl_warmup is None:

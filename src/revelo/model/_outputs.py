@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
 from revelo._scvelo_keys import curve_likelihood, scvelo_rate_columns
-from revelo.module import covariates_of
 
-from ._data import query_batches, registered_array, registered_tensors
-from ._posterior import posterior_means
+from ._data import query_batches
+from ._posterior import observed_abundances, posterior_means
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -48,7 +46,7 @@ def write_outputs(
         adata.var[key] = column
     log_likelihood = out["log_likelihood"].mean(0)
     adata.var["revelo_log_likelihood"] = log_likelihood
-    observed_u, observed_s = _observed(model, adata)
+    observed_s, observed_u = observed_abundances(model, adata)
     adata.var["fit_likelihood"] = curve_likelihood(
         observed_u, observed_s, out["fit_u"], out["fit_s"]
     )
@@ -66,26 +64,6 @@ def write_outputs(
     latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
     if uncertainty:
         _write_uncertainty(model, adata, n_samples=n_samples, batch_size=batch_size)
-
-
-def _observed(model: REVELO, adata: AnnData) -> tuple[np.ndarray, np.ndarray]:
-    """Observed ``(u, s)`` of ``adata`` in the units of ``layers["fit_u"|"fit_s"]``.
-
-    The registered layers for the Gaussian likelihood; size-normalised, scaled counts for the
-    count likelihoods.
-    """
-    manager = model.get_anndata_manager(adata, required=True)
-    if model.module.likelihood == "gaussian":
-        return (
-            registered_array(manager, REGISTRY_KEYS.U_KEY),
-            registered_array(manager, REGISTRY_KEYS.X_KEY),
-        )
-    tensors = registered_tensors(manager)
-    spliced, unspliced = model.module.scaled_observation(
-        *(tensors[key].to(model.device) for key in EXPRESSION_KEYS),
-        covariates_of(tensors, model.device),
-    )
-    return unspliced.cpu().numpy(), spliced.cpu().numpy()
 
 
 def _write_uncertainty(

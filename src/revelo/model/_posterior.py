@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from revelo._constants import REGISTRY_KEYS
+from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
 from revelo.module import REVELOVAE, covariates_of
+
+from ._data import registered_tensors
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from scvi.model.base import BaseModelClass
 
 
 def posterior_draws(
@@ -78,3 +85,18 @@ def posterior_stacks(
     """Per minibatch, the ``n_samples`` draws of ``key`` stacked along a first dimension."""
     for draws in posterior_draws(module, batches, (key,), n_samples, device):
         yield torch.stack([draw[key] for draw in draws])
+
+
+@torch.inference_mode()
+def observed_abundances(model: BaseModelClass, adata: AnnData) -> tuple[np.ndarray, np.ndarray]:
+    """Observed ``(spliced, unspliced)`` of ``adata`` in the units of the fit and velocities.
+
+    The registered layers for the Gaussian likelihood; size-normalised, scaled counts for the
+    count likelihoods (:meth:`~revelo.module.REVELOVAE.scaled_observation`).
+    """
+    tensors = registered_tensors(model.get_anndata_manager(adata, required=True))
+    spliced, unspliced = model.module.scaled_observation(
+        *(tensors[key].to(model.device) for key in EXPRESSION_KEYS),
+        covariates_of(tensors, model.device),
+    )
+    return spliced.cpu().numpy(), unspliced.cpu().numpy()

@@ -11,13 +11,12 @@ import torch
 from anndata import AnnData
 from scipy.stats import ttest_ind
 
-from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
+from revelo._constants import EXPRESSION_KEYS
 from revelo._validation import check_neighbors, gene_mask
-from revelo.module import covariates_of
 
-from ._data import TensorBatches, query_batches, registered_array, registered_tensors
+from ._data import TensorBatches, query_batches, registered_tensors
 from ._docs import query_docs
-from ._posterior import posterior_stacks
+from ._posterior import observed_abundances, posterior_stacks
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -230,7 +229,7 @@ class UncertaintyMixin:
         proxy = _proxy_anndata(
             adata,
             genes,
-            _observed_spliced(self, adata),
+            observed_abundances(self, adata)[0],
             distances,
             basis,
         )
@@ -325,24 +324,6 @@ class UncertaintyMixin:
 def _draw_batch_size(n_samples: int, n_genes: int) -> int:
     """Cells per minibatch whose stack of draws holds about ``_DRAW_ELEMENTS`` floats."""
     return max(1, _DRAW_ELEMENTS // (n_samples * n_genes))
-
-
-@torch.inference_mode()
-def _observed_spliced(model, adata: AnnData) -> np.ndarray:
-    """Observed spliced abundances of ``adata`` in the velocities' units.
-
-    The registered layer for the Gaussian likelihood; size-normalised, scaled counts for
-    the count likelihoods.
-    """
-    manager = model.get_anndata_manager(adata, required=True)
-    if model.module.likelihood == "gaussian":
-        return registered_array(manager, REGISTRY_KEYS.X_KEY)
-    tensors = registered_tensors(manager)
-    out, _ = model.module.scaled_observation(
-        *(tensors[key].to(model.device) for key in EXPRESSION_KEYS),
-        covariates_of(tensors, model.device),
-    )
-    return out.cpu().numpy()
 
 
 def _proxy_anndata(

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 
 from revelo._scvelo_keys import revelo_rates
 from revelo._validation import check_layer
-from revelo.module._kinetics import induction, repression
+from revelo.module import switch_trajectory_at
 
 from ._utils import category_colors, dense_column, doc_params, finish
 
@@ -61,15 +61,8 @@ def kinetic_curve(
     alpha_, beta_, gamma_, t_switch_ = (
         torch.tensor(value, dtype=torch.float64) for value in (alpha, beta, gamma, t_switch)
     )
-    u_induction, s_induction = induction(alpha_, beta_, gamma_, t.clamp(max=t_switch_))
-    u_switch, s_switch = induction(alpha_, beta_, gamma_, t_switch_)
-    u_repression, s_repression = repression(
-        u_switch, s_switch, beta_, gamma_, (t - t_switch_).clamp(min=0)
-    )
-    induced = t < t_switch_
-    u = torch.where(induced, u_induction, u_repression)
-    s = torch.where(induced, s_induction, s_repression)
-    return u.numpy(), s.numpy()
+    point = switch_trajectory_at(alpha_, beta_, gamma_, t_switch_, t)
+    return point.u.numpy(), point.s.numpy()
 
 
 def _rate_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | None:
