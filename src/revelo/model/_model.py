@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -11,12 +9,12 @@ from scvi.data import AnnDataManager
 from scvi.model._utils import parse_device_args
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
+from revelo._threads import with_thread_limit
 from revelo._validation import (
     check_covariates,
     check_likelihood,
     check_model_params,
     check_registrable,
-    check_same_genes,
     check_spliced_unspliced,
     check_train_params,
     warn_gaussian_on_counts,
@@ -27,6 +25,7 @@ from ._callbacks import training_callbacks
 from ._data import anndata_fields, registered_tensors
 from ._evidence import EvidenceMixin
 from ._init import start_values
+from ._persistence import PersistenceMixin
 from ._queries import QueryMixin
 from ._training import (
     CPU_BATCH_SIZE,
@@ -40,10 +39,9 @@ from ._uncertainty import UncertaintyMixin
 if TYPE_CHECKING:
     from anndata import AnnData
 
-logger = logging.getLogger(__name__)
-
 
 class REVELO(
+    PersistenceMixin,
     QueryMixin,
     UncertaintyMixin,
     EvidenceMixin,
@@ -284,6 +282,7 @@ class REVELO(
         cls.register_manager(adata_manager)
 
     # ------------------------------------------------------------------ training
+    @with_thread_limit
     def train(
         self,
         max_epochs: int | None = None,
@@ -445,70 +444,3 @@ class REVELO(
             datamodule=datamodule,
             **trainer_kwargs,
         )
-
-    # ------------------------------------------------------------------ save and load
-    def save(
-        self,
-        dir_path: str | Path,
-        prefix: str | None = None,
-        overwrite: bool = False,
-        save_anndata: bool = False,
-        **kwargs,
-    ) -> None:
-        """Save the weights, options and gene names to ``dir_path`` (a folder).
-
-        Parameters
-        ----------
-        dir_path
-            Folder to write; it must not exist unless ``overwrite=True``.
-        prefix
-            Prefix of the file names.
-        overwrite
-            Replace what an earlier save wrote in ``dir_path``.
-        save_anndata
-            Also write the model's AnnData as ``adata.h5ad``.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.save`.
-        """
-        if Path(dir_path).exists() and not overwrite:
-            msg = (
-                f"{str(dir_path)!r} already exists; pass overwrite=True to replace what is "
-                "saved there, or choose another folder."
-            )
-            raise ValueError(msg)
-        super().save(
-            str(dir_path), prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
-        )
-
-    @classmethod
-    def load(cls, dir_path: str | Path, adata: AnnData | None = None, **kwargs) -> REVELO:
-        """Load a model written by :meth:`~revelo.REVELO.save`, in this or any other process.
-
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`save`.
-        adata
-            AnnData with the same genes, in the same order, as the model's training data, and
-            the registered layers; it is registered as the model's was, which (re)writes
-            ``uns["_scvi_uuid"]`` and ``uns["_scvi_manager_uuid"]`` and nothing else.
-            Defaults to the AnnData saved with ``save_anndata=True``.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``,
-            ``device``, ``prefix``, ``backup_url``).
-
-        Raises
-        ------
-        FileNotFoundError
-            When ``dir_path`` holds no saved model.
-        ValueError
-            When the genes of ``adata`` differ from the model's (the message names them).
-        """
-        model_file = Path(dir_path) / f"{kwargs.get('prefix') or ''}model.pt"
-        if not model_file.is_file() and kwargs.get("backup_url") is None:
-            msg = f"No saved model at {str(model_file)!r}; pass the folder given to `save`."
-            raise FileNotFoundError(msg)
-        if adata is not None and adata is not False and model_file.is_file():
-            saved = torch.load(model_file, map_location="cpu", weights_only=False)
-            check_same_genes(saved["var_names"], adata.var_names)
-        return super().load(str(dir_path), adata=adata, **kwargs)
