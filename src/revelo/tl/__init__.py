@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._accuracy import latent_time_accuracy, velocity_accuracy
 from ._confidence import velocity_confidence
 from ._embedding import transition_matrix, velocity_embedding
 from ._graph import velocity_graph
@@ -11,8 +12,6 @@ from ._metrics import (
     batch_mixing,
     cross_boundary_correctness,
     in_cluster_coherence,
-    latent_time_accuracy,
-    velocity_accuracy,
     velocity_consistency,
 )
 
