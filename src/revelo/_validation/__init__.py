@@ -24,7 +24,13 @@ from ._anndata import (
 from ._genes import gene_mask
 from ._graph import check_min_cells, check_neighbors
 from ._hints import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY
-from ._layers import check_layer, check_layers, check_spliced_unspliced, empty_cells_and_genes
+from ._layers import (
+    check_layer,
+    check_layers,
+    check_spliced_unspliced,
+    empty_cells_and_genes,
+    warn_gaussian_on_counts,
+)
 from ._options import (
     check_choice,
     check_likelihood,
@@ -56,4 +62,5 @@ __all__ = [
     "empty_cells_and_genes",
     "gene_mask",
     "split_sizes",
+    "warn_gaussian_on_counts",
 ]

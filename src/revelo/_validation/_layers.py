@@ -5,6 +5,7 @@ Sparse checks look at the stored values only, so nothing is densified.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -65,13 +66,73 @@ def check_layers(adata: AnnData, layers: Sequence[str], *, counts: bool = False)
     for key in layers:
         if key not in adata.layers:
             present = ", ".join(repr(k) for k in adata.layers) or "none"
-            msg = (
-                f"Layer {key!r} is missing; the layers present are: {present}. Store the "
-                f"matrix with `adata.layers[{key!r}] = ...` (e.g. from velocyto, STARsolo or "
-                "alevin-fry spliced/unspliced output)."
-            )
+            msg = f"Layer {key!r} is missing; the layers present are: {present}. {_fix(key)}"
             raise KeyError(msg)
         _check_matrix(adata.layers[key], key, adata, counts=counts)
+
+
+def _fix(key: str) -> str:
+    """How to get the missing layer ``key``."""
+    if key in ("Ms", "Mu"):
+        return (
+            "The moments Ms/Mu are written by `adata = revelo.pp.preprocess(adata)` from raw "
+            "spliced/unspliced counts; register the AnnData it returns. Or model the raw counts "
+            "directly with a count likelihood: `REVELO.setup_anndata(adata, 'spliced', "
+            "'unspliced')`, then `REVELO(adata, likelihood='nb')` (or 'poisson')."
+        )
+    return (
+        f"Store the matrix with `adata.layers[{key!r}] = ...` (e.g. from velocyto, STARsolo or "
+        "alevin-fry spliced/unspliced output)."
+    )
+
+
+def warn_gaussian_on_counts(
+    adata: AnnData, *, likelihood: str, spliced_layer: str, unspliced_layer: str
+) -> None:
+    """Warn when the Gaussian likelihood is asked to model raw integer counts.
+
+    The Gaussian likelihood is made for the scaled moments ``Ms``/``Mu`` (values in [0, 1]);
+    on raw counts it trains without error but fits badly. Layers are taken for counts when
+    every stored value is a whole number and some exceed 1.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix.
+    likelihood
+        The model's likelihood; only ``"gaussian"`` is checked.
+    spliced_layer
+        Key of the registered spliced layer.
+    unspliced_layer
+        Key of the registered unspliced layer.
+
+    Warns
+    -----
+    UserWarning
+        Naming :func:`revelo.pp.preprocess` and ``likelihood="nb"`` as the two ways out.
+    """
+    if likelihood != "gaussian":
+        return
+    layers = (spliced_layer, unspliced_layer)
+    if not all(_holds_counts(adata.layers[key]) for key in layers):
+        return
+    msg = (
+        f"Layers {spliced_layer!r} and {unspliced_layer!r} hold raw integer counts, but the "
+        "Gaussian likelihood models the scaled moments Ms/Mu and fits counts badly. Run "
+        "`adata = revelo.pp.preprocess(adata)` and `REVELO.setup_anndata(adata)` (moments), "
+        'or keep the counts and model them with `REVELO(adata, likelihood="nb")` (or '
+        '"poisson").'
+    )
+    warnings.warn(msg, UserWarning, stacklevel=3)
+
+
+def _holds_counts(matrix) -> bool:
+    values = matrix.data if sparse.issparse(matrix) else np.asarray(matrix)
+    if values.size == 0:
+        return False
+    if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values, np.round(values)):
+        return False
+    return bool(values.max() > 1)
 
 
 def check_spliced_unspliced(
