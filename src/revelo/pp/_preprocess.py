@@ -232,7 +232,25 @@ def preprocess(
         "n_genes_highly_variable": n_hvg,
         "n_velocity_genes": n_velocity,
     }
+    removed = {
+        "without any spliced or unspliced count": int(empty_genes.sum()),
+        f"with fewer than min_shared_counts={min_shared_counts} shared counts": (
+            adata.n_vars - int(empty_genes.sum()) - n_shared
+        ),
+        f"outside the n_top_genes={n_top_genes} most variable": n_shared - n_hvg,
+        "without a usable steady-state fit (r2 or gamma <= 0, or constant; "
+        "filter_velocity_genes=True)": n_hvg - out.n_vars,
+    }
+    logger.info(_gene_report(adata.n_vars, out.n_vars, removed))
     return out
+
+
+def _gene_report(n_input: int, n_kept: int, removed: dict[str, int]) -> str:
+    """How many genes each filter removed, and why, on one line per filter."""
+    width = len(f"{n_input:,}")
+    lines = [f"preprocess kept {n_kept:,} of {n_input:,} genes; removed:"]
+    lines += [f"  {n:>{width},} {why}" for why, n in removed.items()]
+    return "\n".join(lines)
 
 
 def _shared_counts(spliced, unspliced) -> np.ndarray:
