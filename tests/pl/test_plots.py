@@ -18,6 +18,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
+from matplotlib.legend import Legend
 from matplotlib.quiver import Quiver
 
 import revelo
@@ -410,14 +411,24 @@ def test_phase_axes_follow_the_data_and_clip_the_curve(adata):
 
 def test_phase_legend_keys_lines_and_lists_present_clusters_under_a_title(adata):
     adata.obs["clusters"] = adata.obs["clusters"].cat.add_categories(["unused"])
-    axes = revelo.pl.phase_portrait(adata, ["gene1", "gene2"], color="clusters", show=False)
-    legends = [a for a in axes[-1].get_children() if isinstance(a, matplotlib.legend.Legend)]
-    texts = {tuple(t.get_text() for t in legend.get_texts()) for legend in legends}
-    assert ("A", "B", "C") in texts
-    assert ("kinetic curve", "steady state u = γ/β · s") in texts
-    assert axes[-1].get_legend().get_title().get_text() == "clusters"
-    keys = {line.get_label(): line for legend in legends for line in legend.get_lines()}
+    fig = revelo.pl.phase_portrait(
+        adata, ["gene1", "gene2"], color="clusters", show=False, return_fig=True
+    )
+    legend = fig.axes[-1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["A", "B", "C"]
+    assert legend.get_title().get_text() == "clusters"
+    # the key of the fitted lines, below the grid
+    (lines,) = fig.legends
+    keys = {line.get_label(): line for line in lines.get_lines()}
+    assert list(keys) == ["kinetic curve", "steady state u = γ/β · s"]
     assert keys["steady state u = γ/β · s"].get_linestyle() == "--"
+    # on the caller's axes the key goes inside the panel
+    _, ax = plt.subplots()
+    revelo.pl.phase_portrait(adata, "gene1", color="clusters", ax=ax, show=False)
+    texts = {
+        t.get_text() for a in ax.get_children() if isinstance(a, Legend) for t in a.get_texts()
+    }
+    assert {"A", "B", "C", "kinetic curve"} <= texts
 
 
 def test_phase_grid_has_no_empty_panels(adata):

@@ -32,8 +32,8 @@ _DEFAULT_T_MAX = 20.0
 _N_CURVE_POINTS = 200
 _CURVE_STYLE = {"color": "purple", "linewidth": 2.0, "zorder": 3}
 _STEADY_STYLE = {"color": "purple", "linewidth": 1.0, "linestyle": "--", "zorder": 3}
-# Categories a legend lists in one column beside the panels, from the top.
-_MARGIN_CATEGORIES = 10
+# Categories a legend lists in one column beside the panels.
+_MARGIN_CATEGORIES = 12
 
 
 def kinetic_curve(
@@ -177,32 +177,38 @@ def _add_legend(
     *,
     title: str | None,
     lines: Sequence[Line2D],
+    below: bool,
 ) -> None:
-    """Legend of the categories (titled) and of the fitted lines, beside the panel by default."""
+    """Legend of the categories (titled) and of the fitted lines.
+
+    With ``loc="right margin"`` the categories go beside `ax`; the lines' key goes below the
+    figure when `below` (a new grid, whose layout makes room), else inside `ax`.
+    """
     handles = [
         Line2D([], [], marker="o", linestyle="", color=c, label=str(label))
         for label, c in zip(labels, colors)
     ]
     style = {"frameon": False, "fontsize": "small", "title_fontsize": "small"}
-    if loc != "right margin":
-        if handles and lines:
-            ax.add_artist(ax.legend(handles=lines, loc="lower right", **style))
-        ax.legend(handles=handles or lines, loc=loc, title=title if handles else None, **style)
+    if lines and below:
+        ax.get_figure().legend(handles=lines, loc="outside lower center", ncols=2, **style)
+    elif lines and handles:
+        ax.add_artist(ax.legend(handles=lines, loc="lower right", **style))
+    elif lines:
+        ax.legend(handles=lines, loc="best" if loc == "right margin" else loc, **style)
+    if not handles:
         return
-    if lines:
-        # The fitted lines at the bottom of the margin, the categories from its top down.
-        anchor = (1.02, 0.0) if len(handles) <= _MARGIN_CATEGORIES else (1.02, -0.1)
-        ax.add_artist(ax.legend(handles=lines, loc="lower left", bbox_to_anchor=anchor, **style))
-    if handles:
-        ncol = 1 if len(handles) <= 2 * _MARGIN_CATEGORIES else 2
+    if loc == "right margin":
+        ncol = 1 if len(handles) <= _MARGIN_CATEGORIES else 2
         ax.legend(
             handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
+            loc="center left",
+            bbox_to_anchor=(1.02, 0.5),
             title=title,
             ncol=ncol,
             **style,
         )
+    else:
+        ax.legend(handles=handles, loc=loc, title=title, **style)
 
 
 def _legend_axes(axes: Sequence[Axes], *, new_grid: bool) -> Axes:
@@ -368,13 +374,16 @@ def phase_portrait(
 
     lines = _line_handles(drew_curve, drew_steady_state)
     if legend_loc is not None and (categorical or lines):
-        legend_ax, loc = _legend_axes(axes, new_grid=ax is None), legend_loc
         labels, colors = _present_categories(adata, color) if categorical else ([], [])
-        if not categorical and color is not None and loc == "right margin":
-            # Colour bars sit beside the panels: the lines' key goes inside the first one.
-            legend_ax, loc = axes[0], "best"
-        title = color if categorical else None
-        _add_legend(legend_ax, labels, colors, loc, title=title, lines=lines)
+        _add_legend(
+            _legend_axes(axes, new_grid=ax is None),
+            labels,
+            colors,
+            legend_loc,
+            title=color if categorical else None,
+            lines=lines,
+            below=ax is None and legend_loc == "right margin",
+        )
     return finish(
         fig, axes[0] if len(axes) == 1 else axes, show=show, save=save, return_fig=return_fig
     )
