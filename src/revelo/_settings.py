@@ -79,10 +79,17 @@ class RevelosSettings:
         Folder where the data set loaders look for ``.h5ad`` files before downloading, and where
         downloads are stored. Unless set here, the environment variable ``REVELO_DATA_DIR``
         names it, else the per-user cache ``$XDG_CACHE_HOME/revelo`` (``~/.cache/revelo``).
+    n_jobs
+        Number of threads revelo's calls may use: torch's pool is set to it, and during every
+        preprocessing step, graph, training run and query the pools of numba and of the
+        BLAS/OpenMP libraries are held to it too (and put back afterwards). Defaults to the
+        CPUs this process may use (its affinity mask), capped by ``OMP_NUM_THREADS`` when that
+        is set; `None` restores the default.
     """
 
     def __init__(self) -> None:
         self._data_dir: Path | None = None
+        self._n_jobs: int | None = None
         self._verbosity = logging.INFO
         apply_verbosity(self._verbosity)
 
@@ -131,10 +138,25 @@ class RevelosSettings:
     def data_dir(self, value: str | os.PathLike | None) -> None:
         self._data_dir = None if value is None else Path(value)
 
+    @property
+    def n_jobs(self) -> int:
+        """Number of threads for torch, numba and BLAS during revelo's calls."""
+        from revelo._threads import default_n_jobs
+
+        return default_n_jobs() if self._n_jobs is None else self._n_jobs
+
+    @n_jobs.setter
+    def n_jobs(self, value: int | None) -> None:
+        from revelo._threads import check_n_jobs
+
+        self._n_jobs = None if value is None else check_n_jobs(value)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(self.n_jobs)
+
     def __repr__(self) -> str:
         return (
             f"revelo.settings(seed={self.seed}, verbosity={logging.getLevelName(self.verbosity)!r}"
-            f", data_dir={str(self.data_dir)!r})"
+            f", data_dir={str(self.data_dir)!r}, n_jobs={self.n_jobs})"
         )
 
 

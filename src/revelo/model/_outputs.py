@@ -30,6 +30,7 @@ def write_outputs(
     root_key: str | None,
     root_cells: Sequence[str] | Sequence[int] | None,
     uncertainty: bool,
+    extrinsic_uncertainty: bool = False,
 ) -> None:
     """Write the results of ``model`` into ``adata``; see :meth:`revelo.REVELO.add_outputs`."""
     from revelo.tl import latent_time
@@ -63,13 +64,19 @@ def write_outputs(
     }
     latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
     if uncertainty:
-        _write_uncertainty(model, adata, n_samples=n_samples, batch_size=batch_size)
+        _write_uncertainty(
+            model,
+            adata,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            extrinsic=extrinsic_uncertainty,
+        )
 
 
 def _write_uncertainty(
-    model: REVELO, adata: AnnData, *, n_samples: int, batch_size: int | None
+    model: REVELO, adata: AnnData, *, n_samples: int, batch_size: int | None, extrinsic: bool
 ) -> None:
-    """Write the directional (and, with neighbours and a UMAP, extrinsic) uncertainty."""
+    """Write the directional (and, if asked, with neighbours and a UMAP, extrinsic) uncertainty."""
     genes = adata.var["velocity_genes"].to_numpy(dtype=bool)
     gene_list = adata.var_names[genes] if genes.any() else None
     frames = [
@@ -77,7 +84,7 @@ def _write_uncertainty(
             adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
         )
     ]
-    if "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
+    if extrinsic and "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
         frames.append(
             model.get_extrinsic_uncertainty(adata, n_samples=n_samples, batch_size=batch_size)
         )

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
+from revelo._threads import with_thread_limit
 from revelo.module import covariates_of
 
 from ._data import query_batches
@@ -50,6 +51,7 @@ class QueryMixin:
         return pd.DataFrame(values, index=adata.obs_names[indices], columns=adata.var_names)
 
     @query_docs
+    @with_thread_limit
     @torch.inference_mode()
     def get_latent_representation(
         self,
@@ -86,6 +88,7 @@ class QueryMixin:
         return torch.cat(means if give_mean else draws).numpy()
 
     @query_docs
+    @with_thread_limit
     def get_latent_time(
         self,
         adata: AnnData | None = None,
@@ -119,6 +122,7 @@ class QueryMixin:
         return self._frame(out["time"], adata, indices, return_numpy)
 
     @query_docs
+    @with_thread_limit
     def get_velocity(
         self,
         adata: AnnData | None = None,
@@ -155,6 +159,7 @@ class QueryMixin:
         return self._frame(out[key], adata, indices, return_numpy)
 
     @query_docs
+    @with_thread_limit
     def get_state_assignment(
         self,
         adata: AnnData | None = None,
@@ -191,6 +196,7 @@ class QueryMixin:
         return frame.astype(pd.CategoricalDtype(list(STATE_NAMES)))
 
     @query_docs
+    @with_thread_limit
     def get_expression_fit(
         self,
         adata: AnnData | None = None,
@@ -222,6 +228,7 @@ class QueryMixin:
         )
 
     @query_docs
+    @with_thread_limit
     def get_gene_likelihood(
         self,
         adata: AnnData | None = None,
@@ -247,6 +254,7 @@ class QueryMixin:
         return self._frame(out["log_likelihood"], adata, indices, return_numpy)
 
     @query_docs
+    @with_thread_limit
     def add_outputs(
         self,
         adata: AnnData | None = None,
@@ -256,6 +264,7 @@ class QueryMixin:
         root_key: str | None = None,
         root_cells: Sequence[str] | Sequence[int] | None = None,
         uncertainty: bool = True,
+        extrinsic_uncertainty: bool = False,
     ) -> None:
         """Write the model's results into an AnnData, with scVelo's key names.
 
@@ -272,7 +281,15 @@ class QueryMixin:
         root_cells
             Names or positions of root cells; the root is inferred when neither is given.
         uncertainty
-            Also write the per-cell velocity uncertainty (from the same number of draws).
+            Also write the per-cell directional velocity uncertainty (from the same number of
+            draws); it costs about as much again as the posterior means.
+        extrinsic_uncertainty
+            Also write the extrinsic uncertainty (:meth:`get_extrinsic_uncertainty`), when
+            ``adata`` has ``obsm["X_umap"]`` and ``obsp["distances"]``. It builds one velocity
+            graph and embedding per draw, ``n_samples`` in all, each about the cost of
+            :func:`revelo.tl.velocity_graph`: on the pancreas data (3,696 cells) with the
+            default 25 draws that is several times the rest of this call, and a sizeable
+            fraction of training, hence off by default.
 
         Returns
         -------
@@ -301,9 +318,10 @@ class QueryMixin:
         - with ``uncertainty``: ``obs["directional_variance"]``,
           ``obs["directional_difference"]``, ``obs["directional_cosine_sim_variance"]``,
           ``obs["directional_cosine_sim_difference"]``, ``obs["directional_cosine_sim_mean"]``
-          (:meth:`get_directional_uncertainty` on the velocity genes) and, when ``adata`` has
-          ``obsm["X_umap"]`` and ``obsp["distances"]``, the same five with the prefix
-          ``extrinsic_`` (:meth:`get_extrinsic_uncertainty`).
+          (:meth:`get_directional_uncertainty` on the velocity genes) and, with
+          ``extrinsic_uncertainty`` when ``adata`` has ``obsm["X_umap"]`` and
+          ``obsp["distances"]``, the same five with the prefix ``extrinsic_``
+          (:meth:`get_extrinsic_uncertainty`).
         """
         write_outputs(
             self,
@@ -313,6 +331,7 @@ class QueryMixin:
             root_key=root_key,
             root_cells=root_cells,
             uncertainty=uncertainty,
+            extrinsic_uncertainty=extrinsic_uncertainty,
         )
 
     @torch.inference_mode()

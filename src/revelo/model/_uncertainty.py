@@ -12,6 +12,7 @@ from anndata import AnnData
 from scipy.stats import ttest_ind
 
 from revelo._constants import EXPRESSION_KEYS
+from revelo._threads import with_thread_limit
 from revelo._validation import check_neighbors, gene_mask
 
 from ._data import TensorBatches, query_batches, registered_tensors
@@ -111,6 +112,7 @@ class UncertaintyMixin:
     """
 
     @query_docs
+    @with_thread_limit
     @torch.inference_mode()
     def get_directional_uncertainty(
         self,
@@ -170,6 +172,7 @@ class UncertaintyMixin:
             index=adata.obs_names[indices],
         )
 
+    @with_thread_limit
     def get_extrinsic_uncertainty(
         self,
         adata: AnnData | None = None,
@@ -248,6 +251,7 @@ class UncertaintyMixin:
         )
 
     @query_docs
+    @with_thread_limit
     @torch.inference_mode()
     def get_permutation_scores(
         self,

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import sparse
 
 from .._smoothing import neighbor_mean, neighbor_weights
+from .._threads import with_thread_limit
 from .._utils import to_dense
 from .._validation import check_min_cells, check_not_backed, check_spliced_unspliced
 from ._neighbors import neighbors
@@ -90,6 +91,7 @@ def normalized_layers(adata: AnnData, *, normalize: bool = True) -> tuple:
     return tuple(out)
 
 
+@with_thread_limit
 def moments(
     adata: AnnData,
     *,

@@ -8,6 +8,8 @@ import numpy as np
 import scanpy as sc
 from scipy import sparse
 
+from revelo._settings import settings
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -32,7 +34,7 @@ def neighbors(adata: AnnData, *, n_neighbors: int, use_rep: str, random_state: i
             n_trees=min(64, 5 + round(adata.n_obs**0.5 / 20.0)),
             n_iters=max(5, round(np.log2(adata.n_obs))),
             random_state=random_state,
-            n_jobs=sc.settings.n_jobs,
+            n_jobs=settings.n_jobs,
         )
         transformer = _CsrMatrixOutput(search)
     sc.pp.neighbors(

@@ -11,6 +11,7 @@ import scanpy as sc
 from scipy import sparse
 
 from .._steady_state import steady_state_fit
+from .._threads import with_thread_limit
 from .._utils import to_dense
 from .._validation import (
     check_min_cells,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@with_thread_limit
 def preprocess(
     adata: AnnData,
     *,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from revelo._threads import with_thread_limit
 from revelo._validation import HINT_VELOCITY, check_layer
 
 from ._graph import velocity_graph
@@ -22,6 +23,7 @@ _AXES_HEIGHT = 4.8 * (0.88 - 0.11)
 _AXES_MARGIN = 0.05
 
 
+@with_thread_limit
 def velocity_embedding(
     adata: AnnData,
     *,

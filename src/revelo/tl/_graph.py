@@ -9,6 +9,7 @@ import torch
 from scipy import sparse
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
+from revelo._threads import with_thread_limit
 from revelo._validation import HINT_MOMENTS, HINT_VELOCITY, check_layer, check_neighbors
 
 from ._utils import (
@@ -28,6 +29,7 @@ _GRAM_CHUNK = 128
 _GATHER_ELEMENTS = 2**22
 
 
+@with_thread_limit
 def velocity_graph(
     adata: AnnData,
     *,
