@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -62,10 +63,11 @@ def _train(adata, args: argparse.Namespace, **setup_kwargs):
         setup_kwargs.update(spliced_layer="spliced_counts", unspliced_layer="unspliced_counts")
     revelo.REVELO.setup_anndata(adata, **setup_kwargs)
     model = revelo.REVELO(adata, likelihood=likelihood)
+    start = time.perf_counter()
     model.train(
         max_epochs=args.max_epochs, accelerator=args.accelerator, enable_model_summary=False
     )
-    return model
+    return model, time.perf_counter() - start
 
 
 def _keys(adata) -> set[str]:
@@ -87,7 +89,8 @@ def _report(command: str, adata, model, *, seconds: float, written: set[str], fi
         by_field.setdefault(field, []).append(name)
     print("  keys written:")
     for field, names in by_field.items():
-        print(f"    {field:<7}{', '.join(names)}")
+        lines = textwrap.wrap(", ".join(names), width=88)
+        print(f"    {field:<7}" + "\n           ".join(lines))
     print("  files:")
     for path in files:
         print(f"    {Path(path).resolve()}")
@@ -113,9 +116,7 @@ def demo(args: argparse.Namespace) -> int:
     scale = adata.var["Ms_scale"].to_numpy()
     adata.layers["true_velocity_Ms"] = adata.layers["true_velocity"] / scale
 
-    start = time.perf_counter()
-    model = _train(adata, args)
-    seconds = time.perf_counter() - start
+    model, seconds = _train(adata, args)
     before = _keys(adata)
     model.add_outputs()
     written = _keys(adata) - before
@@ -184,9 +185,7 @@ def fit(args: argparse.Namespace) -> int:
         # Count likelihoods model the raw counts: no kNN smoothing.
         smooth=args.likelihood == "gaussian",
     )
-    start = time.perf_counter()
-    model = _train(adata, args, batch_key=args.batch_key)
-    seconds = time.perf_counter() - start
+    model, seconds = _train(adata, args, batch_key=args.batch_key)
     before = _keys(adata)
     if root_cells is not None:
         root_cells = [name for name in root_cells if name in adata.obs_names]

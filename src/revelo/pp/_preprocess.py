@@ -239,10 +239,12 @@ def preprocess(
         f"with fewer than min_shared_counts={min_shared_counts} shared counts": (
             adata.n_vars - int(empty_genes.sum()) - n_shared
         ),
-        f"outside the n_top_genes={n_top_genes} most variable": n_shared - n_hvg,
-        "without a usable steady-state fit (r2 or gamma <= 0, or constant; "
-        "filter_velocity_genes=True)": n_hvg - out.n_vars,
     }
+    if n_top_genes is not None:
+        removed[f"outside the n_top_genes={n_top_genes} most variable"] = n_shared - n_hvg
+    if filter_velocity_genes:
+        why = "without a usable steady-state fit (r2 or gamma <= 0, or constant)"
+        removed[why] = n_hvg - out.n_vars
     logger.info(_gene_report(adata.n_vars, out.n_vars, removed))
     return out
 
