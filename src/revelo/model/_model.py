@@ -27,6 +27,7 @@ from ._evidence import EvidenceMixin
 from ._init import start_values
 from ._persistence import PersistenceMixin
 from ._queries import QueryMixin
+from ._regimes import select_regimes
 from ._training import (
     CPU_BATCH_SIZE,
     GPU_BATCH_SIZE,
@@ -106,6 +107,12 @@ class REVELO(
         Gaussian likelihood: initial noise scale of u and s.
     learn_unspliced_scaling
         Learn the per-gene factor from kinetic to observed unspliced (otherwise fixed at 1).
+    regimes
+        ``"full"``: every gene runs one induction and one repression. ``"auto"``: after a
+        first fit, each gene's data along the cells' latent time choose its regime (full
+        switch, induction only, repression only from its induction steady state, or steady;
+        :func:`~revelo.model._regimes.regime_codes`) and training continues with the states
+        of that regime; ``add_outputs`` writes it to ``var["fit_regime"]``.
 
     Starting values of the rates, switch times, count scales and covariate factors are derived
     from the registered data (:mod:`revelo.model._init`); they cannot be set by hand.
@@ -141,8 +148,13 @@ class REVELO(
         steady_scale_factor: float = 0.1,
         noise_init: float = 0.1,
         learn_unspliced_scaling: bool = True,
+        regimes: Literal["full", "auto"] = "full",
     ):
         check_likelihood(likelihood)
+        if regimes not in ("full", "auto"):
+            msg = f"regimes={regimes!r} is not one of 'full', 'auto'."
+            raise ValueError(msg)
+        self._regimes = regimes
         check_model_params(
             n_hidden=n_hidden,
             n_latent=n_latent,
@@ -196,6 +208,8 @@ class REVELO(
         )
         if time_mode != "gene":
             self._model_summary_string += f", time_mode={time_mode!r}"
+        if regimes != "full":
+            self._model_summary_string += f", regimes={regimes!r}"
         if init["n_batch"] > 1:
             self._model_summary_string += f", n_batch={init['n_batch']}"
         self.init_params_ = self._get_init_params(locals())
@@ -435,7 +449,8 @@ class REVELO(
             "check_val_every_n_epoch": 1,
             **trainer_kwargs,
         }
-        return super().train(
+        callbacks = list(trainer_kwargs["callbacks"])
+        result = super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
@@ -444,3 +459,20 @@ class REVELO(
             datamodule=datamodule,
             **trainer_kwargs,
         )
+        if getattr(self, "_regimes", "full") == "auto" and ckpt_path is None:
+            # The first fit's latent time orders the cells; each gene's data along it choose
+            # its regime, and training continues with the states that regime opens.
+            self.module.set_regimes(select_regimes(self))
+            plan["n_epochs_kl_warmup"] = None
+            # scvi-tools adds its early stopping to the list it is given: start afresh.
+            trainer_kwargs["callbacks"] = callbacks
+            result = super().train(
+                max_epochs=max(20, max_epochs // 4),
+                accelerator=accelerator,
+                devices=devices,
+                early_stopping=early_stopping and datamodule.n_val > 0,
+                plan_kwargs=plan,
+                datamodule=datamodule,
+                **trainer_kwargs,
+            )
+        return result

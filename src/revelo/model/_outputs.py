@@ -6,8 +6,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from revelo._scvelo_keys import curve_likelihood, scvelo_rate_columns
+from revelo.module import REGIMES
 
 from ._data import query_batches
 from ._posterior import observed_abundances, posterior_means
@@ -45,6 +47,9 @@ def write_outputs(
 
     for key, column in scvelo_rate_columns(model.get_rates()).items():
         adata.var[key] = column
+    adata.var["fit_regime"] = pd.Categorical.from_codes(
+        model.module.regime.cpu().numpy(), categories=list(REGIMES)
+    )
     log_likelihood = out["log_likelihood"].mean(0)
     adata.var["revelo_log_likelihood"] = log_likelihood
     observed_s, observed_u = observed_abundances(model, adata)

@@ -41,10 +41,13 @@ from ._observation import (
     poisson_log_prob,
     size_factors,
 )
+from ._regimes import REGIMES, STATE_MASK, state_logit_offset
 from ._time import GeneTime, SharedClock, time_model, uniform_clock_penalty
 
 __all__ = [
+    "REGIMES",
     "REVELOVAE",
+    "STATE_MASK",
     "GaussianEncoder",
     "GaussianObservation",
     "GeneTime",
@@ -70,6 +73,7 @@ __all__ = [
     "size_factors",
     "solve_kinetics",
     "splicing_velocity",
+    "state_logit_offset",
     "switch_trajectory",
     "switch_trajectory_at",
     "time_model",

@@ -72,7 +72,9 @@ class AnchoringMixin:
         ) * torch.logsumexp(log_probs[..., 2:], dim=-1)
         if self.state_prior_margin > 0:
             side = side * torch.sigmoid(8.0 * (residual.abs() - self.state_prior_margin))
-        return side
+        # Only a full switch has both sides: a gene whose cells all lie on one branch keeps
+        # the states its regime opens.
+        return side * (self.regime == 0)
 
     def anchoring_loss(
         self,

@@ -15,9 +15,10 @@ from ._anchoring import AnchoringMixin
 from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
 from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
-from ._kinetics import switch_trajectory
+from ._kinetics import repression, splicing_velocity, switch_trajectory
 from ._legacy import upgrade_state_dict
 from ._observation import observation_model, softplus_inverse
+from ._regimes import FULL, REPRESSION, state_logit_offset
 from ._time import time_model
 
 
@@ -176,6 +177,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         # gene in preprocessing, which would otherwise break the shared β of the two equations.
         self.unspliced_scaling_raw = _gene_parameter(None, 1.0, n_genes)
         self.unspliced_scaling_raw.requires_grad_(learn_unspliced_scaling)
+        # Each gene's kinetic regime (codes of revelo.module.REGIMES); all full switches until
+        # the data select others (set_regimes).
+        self.register_buffer("regime", torch.zeros(n_genes, dtype=torch.long))
 
         self._init_anchoring(
             switch_unspliced=switch_unspliced,
@@ -221,7 +225,20 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         # Models saved before the observation and time components had their own modules.
         upgrade_state_dict(self, state_dict, prefix)
+        # Models saved before regimes existed fit every gene as a full switch.
+        state_dict.setdefault(prefix + "regime", torch.zeros_like(self.regime))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def set_regimes(self, regime: np.ndarray | torch.Tensor) -> None:
+        """Set each gene's kinetic regime (codes of :data:`revelo.module.REGIMES`)."""
+        regime = torch.as_tensor(regime, dtype=torch.long, device=self.regime.device)
+        if regime.shape != self.regime.shape or (regime < 0).any() or (regime > 3).any():
+            msg = (
+                f"regime must hold one code in 0..3 per gene ({self.n_genes}), got shape "
+                f"{tuple(regime.shape)}; see revelo.module.REGIMES."
+            )
+            raise ValueError(msg)
+        self.regime.copy_(regime)
 
     # ------------------------------------------------------------------ parameters
     def rates(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -349,6 +366,20 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         path = switch_trajectory(alpha, beta, gamma, t_switch, times.induction, times.repression)
         ones = torch.ones_like(times.induction)
         zeros = torch.zeros_like(times.induction)
+        state_logits = state_logits + state_logit_offset(self.regime)
+        repressed, state_time = path.repression, times.state
+        only_repressed = self.regime == REPRESSION
+        if only_repressed.any():
+            # Repression only: from the induction steady state, at the start of the axis.
+            u_decay, s_decay = repression(
+                alpha / beta, alpha / gamma, beta, gamma, times.from_start
+            )
+            decay = (u_decay, s_decay, *splicing_velocity(u_decay, s_decay, 0.0, beta, gamma))
+            repressed = type(repressed)(
+                *(torch.where(only_repressed, a, b) for a, b in zip(decay, repressed, strict=True))
+            )
+            start = torch.stack((state_time[..., 0], zeros, times.from_start, zeros), dim=-1)
+            state_time = torch.where(only_repressed.unsqueeze(-1), start, state_time)
 
         def states(induced, steady, repressed):
             return torch.stack((induced, steady, repressed, zeros), dim=-1)
@@ -357,12 +388,12 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
             **times.outputs,
             "state_logits": state_logits,
             "mean_u": scaling.unsqueeze(-1)
-            * states(path.induction.u, alpha / beta * ones, path.repression.u),
-            "mean_s": states(path.induction.s, alpha / gamma * ones, path.repression.s),
-            "time": times.state,
+            * states(path.induction.u, alpha / beta * ones, repressed.u),
+            "mean_s": states(path.induction.s, alpha / gamma * ones, repressed.s),
+            "time": state_time,
             "velocity_u": scaling.unsqueeze(-1)
-            * states(path.induction.velocity_u, zeros, path.repression.velocity_u),
-            "velocity_s": states(path.induction.velocity_s, zeros, path.repression.velocity_s),
+            * states(path.induction.velocity_u, zeros, repressed.velocity_u),
+            "velocity_s": states(path.induction.velocity_s, zeros, repressed.velocity_s),
             "u_switch": scaling * path.u_switch,
             "s_switch": path.s_switch,
             "log_covariate_scale": self.log_covariate_scale(covariates),
@@ -451,6 +482,8 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         allowed = self.time.allowed_states(generative, self.switch_time())
         if allowed is not None:
             # The clock decides the side of each gene's switch; the data the state within it.
+            # Genes of the other regimes have their states set by the regime alone.
+            allowed = allowed | (self.regime != FULL).unsqueeze(-1)
             log_joint = log_joint.masked_fill(~allowed, float("-inf"))
         probs = torch.softmax(log_joint, dim=-1)
         timed = torch.softmax(log_joint[..., :3], dim=-1)

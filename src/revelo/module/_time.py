@@ -30,6 +30,9 @@ class PhaseTimes(NamedTuple):
     state: torch.Tensor
     #: Decoder outputs to report as they are (``rho``, ``tau``, ``cell_time``).
     outputs: dict[str, torch.Tensor]
+    #: Time since the start of the axis for the repression of a repression-only gene, which
+    #: starts from its induction steady state at t = 0.
+    from_start: torch.Tensor | None = None
 
 
 class GeneTime:
@@ -67,7 +70,9 @@ class GeneTime:
             ),
             dim=-1,
         )
-        return PhaseTimes(t_induction, t_repression, state, {"rho": rho, "tau": tau})
+        return PhaseTimes(
+            t_induction, t_repression, state, {"rho": rho, "tau": tau}, self.t_max * tau
+        )
 
     def loss(self, tensors: dict, generative_outputs: dict, kl_weight: float, n_genes: int):
         """No terms of its own."""
@@ -125,7 +130,7 @@ class SharedClock:
         t_repression = (gene_time - t_switch).clamp_min(0.0)
         state = gene_time.unsqueeze(-1).expand(*gene_time.shape, 4)
         outputs = {"rho": rho, "cell_time": self.t_max * cell_time.squeeze(-1)}
-        return PhaseTimes(t_induction, t_repression, state, outputs)
+        return PhaseTimes(t_induction, t_repression, state, outputs, gene_time)
 
     def loss(
         self, tensors: dict, generative_outputs: dict, kl_weight: float, n_genes: int

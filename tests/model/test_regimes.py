@@ -1,0 +1,91 @@
+"""Each gene's regime chosen from its data along the cells' time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import revelo
+from revelo.model._regimes import regime_codes
+
+
+def _profiles(n_cells=600, seed=0):
+    """Genes that rise and fall, only rise, only fall, stay flat; cells in shuffled order."""
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    bump = np.exp(-(((t - 0.5) / 0.2) ** 2))
+    rising = 1 - np.exp(-4 * t)
+    falling = np.exp(-4 * t)
+    flat = np.full(n_cells, 0.5)
+    clean = np.stack([bump, rising, falling, flat], axis=1)
+    noisy = lambda x: x + rng.normal(0, 0.05, x.shape)  # noqa: E731
+    return t, noisy(clean), noisy(0.8 * clean)
+
+
+def test_regime_codes_read_rise_and_fall_along_time():
+    t, spliced, unspliced = _profiles()
+    codes = regime_codes(unspliced, spliced, t)
+    assert [revelo.module.REGIMES[code] for code in codes] == [
+        "full",
+        "induction",
+        "repression",
+        "steady",
+    ]
+
+
+def test_regime_codes_follow_the_order_of_time_only():
+    t, spliced, unspliced = _profiles()
+    # a monotone transform of time changes nothing; reversed time swaps the one-branch regimes
+    np.testing.assert_array_equal(
+        regime_codes(unspliced, spliced, np.exp(3 * t)), regime_codes(unspliced, spliced, t)
+    )
+    reversed_codes = regime_codes(unspliced, spliced, -t)
+    assert [revelo.module.REGIMES[code] for code in reversed_codes][1:3] == [
+        "repression",
+        "induction",
+    ]
+
+
+def test_invalid_regimes_option(simulated):
+    adata = simulated.copy()
+    revelo.REVELO.setup_anndata(adata)
+    with pytest.raises(ValueError, match="regimes="):
+        revelo.REVELO(adata, regimes="some")
+
+
+def test_full_model_writes_full_regimes(trained):
+    adata = trained.adata.copy()
+    trained.add_outputs(adata, n_samples=2)
+    assert list(adata.var["fit_regime"].cat.categories) == list(revelo.module.REGIMES)
+    assert (adata.var["fit_regime"] == "full").all()
+
+
+@pytest.mark.slow
+def test_auto_regimes_find_one_branch_genes():
+    raw = revelo.datasets.simulate(
+        n_obs=600,
+        n_vars=40,
+        seed=1,
+        noise="nb",
+        induction_fraction=0.2,
+        repression_fraction=0.2,
+        time_skew=2.0,
+        library_noise=0.3,
+        rates="broad",
+    )
+    adata = revelo.pp.preprocess(raw, n_top_genes=None, compute_umap=False)
+    revelo.settings.seed = 0
+    revelo.REVELO.setup_anndata(adata)
+    model = revelo.REVELO(adata, regimes="auto")
+    model.train(max_epochs=150, enable_progress_bar=False)
+    model.add_outputs(adata, n_samples=5)
+    codes = model.module.regime.numpy()
+    np.testing.assert_array_equal(adata.var["fit_regime"].cat.codes.to_numpy(), codes)
+    kind = adata.var["true_kind"].astype(str).to_numpy()
+    fitted = adata.var["fit_regime"].astype(str).to_numpy()
+    for name in ("induction", "repression"):
+        assert np.mean(fitted[kind == name] == name) >= 0.8
+    assert np.mean(fitted[kind == "full"] == "full") >= 0.7
+    velocity = adata.layers["velocity"]
+    assert (velocity[:, fitted == "induction"] >= 0).all()
+    assert (velocity[:, fitted == "repression"] <= 0).all()
