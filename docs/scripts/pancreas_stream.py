@@ -4,8 +4,10 @@ Run from the repository root::
 
     OMP_NUM_THREADS=1 python docs/scripts/pancreas_stream.py
 
-It reads ``pancreas_3696.h5ad`` through :func:`revelo.datasets.pancreas` (from
-``revelo.settings.data_dir``, i.e. ``REVELO_DATA_DIR`` or ``../shared/data``; the published
+With ``--adata PATH`` the fitted AnnData is written to PATH, or read from it when it exists,
+so that the figures can be drawn again without training. It reads ``pancreas_3696.h5ad``
+through :func:`revelo.datasets.pancreas` (from ``revelo.settings.data_dir``, i.e.
+``REVELO_DATA_DIR`` or ``../shared/data``; the published
 original is downloaded when neither is there), preprocesses it with the defaults, trains REVELO
 with the defaults and writes three PNG files to ``docs/_static/``. It also prints, per expected
 transition, the cosine between the clusters' mean projected velocity and the direction between
@@ -18,6 +20,7 @@ import argparse
 import time
 from pathlib import Path
 
+import anndata
 import matplotlib
 
 matplotlib.use("Agg")
@@ -52,14 +55,9 @@ def centroid_cosines(adata, basis: str = "umap") -> dict[tuple[str, str], float]
     return cosines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNG files")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-
-    revelo.settings.seed = args.seed
+def fit(seed: int) -> anndata.AnnData:
+    """Preprocess, train and add the outputs, all with the defaults."""
+    revelo.settings.seed = seed
     adata = revelo.pp.preprocess(revelo.datasets.pancreas())
     revelo.REVELO.setup_anndata(adata)
     model = revelo.REVELO(adata)
@@ -70,7 +68,29 @@ def main() -> None:
     revelo.tl.velocity_graph(adata)
     revelo.tl.velocity_embedding(adata, basis="umap")
     epochs = len(model.history["elbo_train"])
-    print(f"{adata.n_obs} cells x {adata.n_vars} genes, {epochs} epochs in {seconds:.0f} s")
+    adata.uns["gallery_run"] = (
+        f"{adata.n_obs} cells x {adata.n_vars} genes, {epochs} epochs in {seconds:.0f} s"
+    )
+    return adata
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for the PNG files")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--adata", type=Path, default=None, help="write the fitted AnnData here, or read it"
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    if args.adata is not None and args.adata.is_file():
+        adata = anndata.read_h5ad(args.adata)
+    else:
+        adata = fit(args.seed)
+        if args.adata is not None:
+            adata.write_h5ad(args.adata)
+    print(adata.uns["gallery_run"])
     for (source, target), cosine in centroid_cosines(adata).items():
         print(f"  {source:>13} -> {target:<13} cosine {cosine:+.3f}")
 
