@@ -9,6 +9,8 @@ its input. One module per kind of input:
 - ``_graph``: the neighbour graph and the cells it needs;
 - ``_genes``: a gene selection given as names or a boolean mask;
 - ``_options``: the model's options (likelihood, time mode, architecture, training);
+- ``_model_state``: a model's state and its queries' arguments (trained, genes, indices);
+- ``_training``: the numeric options, accelerator and checkpoint of training;
 - ``_hints``: the call that writes each prerequisite, quoted by the messages.
 """
 
@@ -31,6 +33,14 @@ from ._layers import (
     empty_cells_and_genes,
     warn_gaussian_on_counts,
 )
+from ._model_state import (
+    NotTrainedError,
+    check_cells_unchanged,
+    check_indices,
+    check_positive_int,
+    check_query_anndata,
+    check_trained,
+)
 from ._options import (
     check_choice,
     check_likelihood,
@@ -39,13 +49,25 @@ from ._options import (
     check_train_params,
     split_sizes,
 )
+from ._training import (
+    check_accelerator,
+    check_checkpoint,
+    check_checkpoint_matches,
+    check_training_options,
+)
 
 __all__ = [
     "HINT_MOMENTS",
     "HINT_NEIGHBORS",
     "HINT_VELOCITY",
+    "NotTrainedError",
+    "check_accelerator",
+    "check_cells_unchanged",
+    "check_checkpoint",
+    "check_checkpoint_matches",
     "check_choice",
     "check_covariates",
+    "check_indices",
     "check_layer",
     "check_layers",
     "check_likelihood",
@@ -53,11 +75,15 @@ __all__ = [
     "check_model_params",
     "check_neighbors",
     "check_not_backed",
+    "check_positive_int",
+    "check_query_anndata",
     "check_registrable",
     "check_same_genes",
     "check_spliced_unspliced",
     "check_time_mode",
     "check_train_params",
+    "check_trained",
+    "check_training_options",
     "check_unique_names",
     "empty_cells_and_genes",
     "gene_mask",

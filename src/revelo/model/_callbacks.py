@@ -1,7 +1,8 @@
 """Lightning callbacks that keep a training run's work safe and report its progress.
 
 ``StopOnNonFiniteLoss`` stops at the first NaN or infinite training loss and puts the last
-finite weights back; ``ResumableCheckpoint`` writes lightning checkpoints that ``ckpt_path``
+finite weights back (the last whose velocities are finite too); ``InterruptRecorder`` notes a
+Ctrl+C; ``ResumableCheckpoint`` writes lightning checkpoints that ``ckpt_path``
 can resume from, random-number state included; ``TrainingProgress`` (in ``_progress.py``)
 reports progress with the time left and a summary.
 """
@@ -14,6 +15,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from scvi.train import SaveCheckpoint
+
+from revelo._constants import REGISTRY_KEYS
+from revelo.module import covariates_of
 
 from ._progress import TrainingProgress
 
@@ -37,20 +41,41 @@ class StopOnNonFiniteLoss(Callback):
         super().__init__()
         self.snapshot: dict[str, torch.Tensor] | None = None
         self.snapshot_epoch: int | None = None
+        # The training data, whose first cells' velocities are checked.
+        self.tensors: dict[str, torch.Tensor] | None = None
 
-    def _take_snapshot(self, pl_module: pl.LightningModule, epoch: int | None) -> None:
+    def _take_snapshot(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int | None
+    ) -> None:
         state = pl_module.module.state_dict()
-        if all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-            self.snapshot = {key: value.detach().clone() for key, value in state.items()}
-            self.snapshot_epoch = epoch
+        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+            return
+        # Finite weights can still give NaN velocities (e.g. rates driven to 0).
+        if self.tensors is not None and not outputs_finite(pl_module.module, self.tensors):
+            return
+        self.snapshot = {key: value.detach().clone() for key, value in state.items()}
+        self.snapshot_epoch = epoch
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Keep the starting weights (initial or resumed)."""
-        self._take_snapshot(pl_module, None)
+        self.tensors = getattr(getattr(trainer, "datamodule", None), "tensors", None)
+        self._take_snapshot(trainer, pl_module, None)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Keep the weights of an epoch that ended finite."""
-        self._take_snapshot(pl_module, trainer.current_epoch)
+        """Keep the weights of an epoch that ended with finite weights and velocities."""
+        self._take_snapshot(trainer, pl_module, trainer.current_epoch)
+
+    def restore(self, pl_module_or_module) -> None:
+        """Load the last snapshot back into the module (if there is one)."""
+        module = getattr(pl_module_or_module, "module", pl_module_or_module)
+        if self.snapshot is not None:
+            module.load_state_dict(self.snapshot)
+
+    def kept(self) -> str:
+        """Which weights :meth:`restore` puts back, in words."""
+        if self.snapshot_epoch is None:
+            return "the weights from before training"
+        return f"the weights from the end of epoch {self.snapshot_epoch}"
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
@@ -59,13 +84,8 @@ class StopOnNonFiniteLoss(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or bool(torch.isfinite(torch.as_tensor(loss)).all()):
             return
-        if self.snapshot is not None:
-            pl_module.module.load_state_dict(self.snapshot)
-        kept = (
-            "the weights from before training"
-            if self.snapshot_epoch is None
-            else f"the weights from the end of epoch {self.snapshot_epoch}"
-        )
+        self.restore(pl_module)
+        kept = self.kept()
         msg = (
             f"The training loss became {float(torch.as_tensor(loss).float().sum())} in epoch "
             f"{trainer.current_epoch} (step {batch_idx}); training stopped and the model keeps "
@@ -73,6 +93,23 @@ class StopOnNonFiniteLoss(Callback):
             "gradient clipping on, and check the registered layers for extreme values."
         )
         raise NonFiniteLossError(msg)
+
+
+class InterruptRecorder(Callback):
+    """Remember the epoch in which training was interrupted (Ctrl+C).
+
+    Lightning turns a ``KeyboardInterrupt`` during training into ``SystemExit(1)``;
+    :meth:`revelo.REVELO.train` reads ``interrupted_epoch`` to tell it from other exits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupted_epoch: int | None = None
+
+    def on_exception(self, trainer: pl.Trainer, pl_module, exception: BaseException) -> None:
+        """Record a keyboard interrupt."""
+        if isinstance(exception, KeyboardInterrupt):
+            self.interrupted_epoch = trainer.current_epoch
 
 
 class ResumableCheckpoint(SaveCheckpoint):
@@ -151,7 +188,8 @@ def training_callbacks(
     A new list; the user's list is not modified.
     """
     out = list(callbacks or [])
-    for kind in (StopOnNonFiniteLoss, RandomStateInCheckpoint, TrainingProgress):
+    kinds = (StopOnNonFiniteLoss, RandomStateInCheckpoint, InterruptRecorder, TrainingProgress)
+    for kind in kinds:
         if not any(isinstance(c, kind) for c in out):
             out.append(kind())
     if enable_checkpointing:
@@ -166,6 +204,36 @@ def training_callbacks(
         msg = "checkpoint_dir is only used with enable_checkpointing=True; pass both."
         raise ValueError(msg)
     return out
+
+
+def outputs_finite(module, tensors: dict[str, torch.Tensor], n_cells: int = 256) -> bool:
+    """Whether ``module`` gives finite velocities and fits for the first cells, gene by gene.
+
+    The posterior mean of z is decoded for up to ``n_cells`` cells, without dropout, without
+    gradients and without drawing from torch's random-number generator, so checking does not
+    change the run. A diverged run typically drives some gene's rates to 0 and leaves that
+    gene NaN in every cell; a gene non-finite in half of the cells or more fails the check,
+    a stray non-finite entry does not.
+    """
+    probe = {key: value[:n_cells] for key, value in tensors.items()}
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    forked = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=forked), torch.inference_mode():
+            fit = module.posterior_fit(
+                probe[REGISTRY_KEYS.X_KEY].to(device),
+                probe[REGISTRY_KEYS.U_KEY].to(device),
+                use_mean=True,
+                covariates=covariates_of(probe, device),
+            )
+    finally:
+        module.train(was_training)
+    return all(
+        bool((torch.isfinite(fit[key]).float().mean(0) > 0.5).all())
+        for key in ("velocity", "velocity_u", "fit_s", "fit_u")
+    )
 
 
 def _rng_state() -> dict[str, torch.Tensor | list[torch.Tensor]]:

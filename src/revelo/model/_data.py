@@ -26,7 +26,13 @@ from scvi.data.fields import (
 
 from revelo._constants import REGISTRY_KEYS
 from revelo._utils import to_dense
-from revelo._validation import split_sizes
+from revelo._validation import (
+    check_indices,
+    check_positive_int,
+    check_query_anndata,
+    check_trained,
+    split_sizes,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -100,21 +106,44 @@ def batch_codes(manager: AnnDataManager) -> np.ndarray:
     return registered_array(manager, REGISTRY_KEYS.BATCH_KEY).ravel().astype(int)
 
 
+def model_genes(model: BaseModelClass) -> list[str]:
+    """The genes ``model`` was built on, in order."""
+    genes = getattr(model, "_model_genes", None)
+    return list(model.adata.var_names) if genes is None else genes
+
+
 def query_batches(
     model: BaseModelClass,
     adata: AnnData | None,
     indices: Sequence[int] | None,
     batch_size: int | None,
+    *,
+    require_trained: bool = True,
 ) -> tuple[AnnData, np.ndarray, TensorBatches]:
     """Validate ``adata`` for ``model`` and iterate over the minibatches of ``indices``.
+
+    Every query validates here: the model is trained (unless ``require_trained`` is off, for
+    queries that compare a model with its untrained self), ``adata`` has the model's genes in
+    order and finite registered layers, ``indices`` are positions in it or a boolean mask over
+    its cells, and ``batch_size`` is positive.
 
     Returns
     -------
     ``(adata, indices, batches)``: the AnnData (the model's by default), the cells' positions
     and the minibatches of their registered tensors.
     """
+    if require_trained:
+        check_trained(model.is_trained_, "This query")
+    check_positive_int("batch_size", batch_size, none=True)
+    setup_args = model.adata_manager.registry["setup_args"]
+    check_query_anndata(
+        model.adata if adata is None else adata,
+        model_genes(model),
+        setup_args["spliced_layer"],
+        setup_args["unspliced_layer"],
+    )
     adata = model._validate_anndata(adata)
-    indices = np.arange(adata.n_obs) if indices is None else np.asarray(indices)
+    indices = check_indices(indices, adata.n_obs)
     manager = model.get_anndata_manager(adata, required=True)
     batches = TensorBatches(
         registered_tensors(manager), indices, batch_size=batch_size or QUERY_BATCH_SIZE
@@ -235,3 +264,31 @@ class TensorDataSplitter(LightningDataModule):
         if self.n_val == 0:
             return []
         return TensorBatches(self.tensors, self.val_idx, batch_size=self.batch_size, shard=True)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The split, which lightning stores in every checkpoint."""
+        return {
+            name: torch.as_tensor(getattr(self, name), dtype=torch.long)
+            for name in ("train_idx", "val_idx", "test_idx")
+        }
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Take the split stored in a checkpoint, so a resumed run validates on the same cells.
+
+        Raises
+        ------
+        ValueError
+            When the stored split is for another number of cells.
+        """
+        split = {name: np.asarray(value, dtype=np.int64) for name, value in state_dict.items()}
+        n_obs = len(next(iter(self.tensors.values())))
+        if sum(len(part) for part in split.values()) != n_obs:
+            msg = (
+                f"The checkpoint's train/validation split covers "
+                f"{sum(len(part) for part in split.values())} cells but the model has {n_obs}; "
+                "resume on the AnnData the checkpoint was written with."
+            )
+            raise ValueError(msg)
+        self.train_idx, self.val_idx = split["train_idx"], split["val_idx"]
+        self.test_idx = split.get("test_idx", np.array([], dtype=np.int64))
+        self.n_train, self.n_val = len(self.train_idx), len(self.val_idx)

@@ -86,7 +86,8 @@ class EvidenceMixin:
         if n_mc_samples < 1:
             msg = f"n_mc_samples must be at least 1, got {n_mc_samples}."
             raise ValueError(msg)
-        _, _, batches = query_batches(self, adata, indices, batch_size)
+        # The evidence of an untrained model is a baseline that training should beat.
+        _, _, batches = query_batches(self, adata, indices, batch_size, require_trained=False)
         self.module.eval()
         device = self.device
         bounds = []

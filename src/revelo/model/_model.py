@@ -11,12 +11,15 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin, VAEMixin
 
 from revelo._threads import with_thread_limit
 from revelo._validation import (
+    check_cells_unchanged,
+    check_checkpoint,
     check_covariates,
     check_likelihood,
     check_model_params,
     check_registrable,
     check_spliced_unspliced,
     check_train_params,
+    check_training_options,
     warn_gaussian_on_counts,
 )
 from revelo.module import REVELOVAE
@@ -24,6 +27,7 @@ from revelo.module import REVELOVAE
 from ._callbacks import training_callbacks
 from ._data import anndata_fields, registered_tensors
 from ._evidence import EvidenceMixin
+from ._guard import guarded_training
 from ._init import start_values
 from ._persistence import PersistenceMixin
 from ._queries import QueryMixin
@@ -163,6 +167,8 @@ class REVELO(
             t_max=t_max,
         )
         super().__init__(adata)
+        # Queries compare their AnnData's genes with these, which in-place edits cannot change.
+        self._model_genes = [str(name) for name in self.adata.var_names]
         setup_args = self.adata_manager.registry["setup_args"]
         warn_gaussian_on_counts(
             self.adata,
@@ -297,6 +303,7 @@ class REVELO(
 
     # ------------------------------------------------------------------ training
     @with_thread_limit
+    @guarded_training
     def train(
         self,
         max_epochs: int | None = None,
@@ -398,6 +405,18 @@ class REVELO(
         and ``benchmark=False`` remove most of that at some speed cost. GPU and CPU results
         differ slightly in any case.
         """
+        check_training_options(
+            train_size=train_size,
+            validation_size=validation_size,
+            weight_decay=weight_decay,
+            early_stopping_patience=early_stopping_patience,
+            gradient_clip_val=gradient_clip_val,
+            n_epochs_kl_warmup=n_epochs_kl_warmup,
+            kl_weight=kl_weight,
+            free_bits=free_bits,
+            accelerator=accelerator,
+        )
+        check_cells_unchanged(self.adata.n_obs, self.summary_stats.n_cells)
         setup_args = self.adata_manager.registry["setup_args"]
         check_registrable(self.adata, setup_args["spliced_layer"], setup_args["unspliced_layer"])
         check_train_params(
@@ -415,6 +434,7 @@ class REVELO(
             checkpoint_dir=checkpoint_dir,
         )
         if ckpt_path is not None:
+            check_checkpoint(self.module.state_dict(), ckpt_path)
             trainer_kwargs["ckpt_path"] = str(ckpt_path)
         if max_epochs is None:
             max_epochs = default_max_epochs(self.adata.n_obs)

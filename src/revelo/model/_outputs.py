@@ -13,6 +13,7 @@ from revelo.module import REGIMES
 
 from ._data import query_batches
 from ._posterior import observed_abundances, posterior_means
+from ._transaction import all_or_nothing
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 _POSTERIOR_KEYS = ("velocity", "velocity_u", "time", "fit_s", "fit_u", "log_likelihood")
 
 
+@all_or_nothing
 def write_outputs(
     model: REVELO,
     adata: AnnData | None,

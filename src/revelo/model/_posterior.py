@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
+from revelo._validation import check_positive_int
 from revelo.module import REVELOVAE, covariates_of
 
 from ._data import registered_tensors
@@ -61,9 +62,7 @@ def posterior_means(
 
     Peak memory holds one minibatch's running sums, whatever ``n_samples`` is.
     """
-    if n_samples < 1:
-        msg = f"n_samples must be at least 1, got {n_samples}."
-        raise ValueError(msg)
+    check_positive_int("n_samples", n_samples)
     out: dict[str, list[np.ndarray]] = {key: [] for key in keys}
     for draws in posterior_draws(module, batches, keys, n_samples, device):
         sums: dict[str, torch.Tensor] = {}

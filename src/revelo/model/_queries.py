@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
+from revelo._validation import check_trained
 from revelo._threads import with_thread_limit
 from revelo.module import covariates_of
 
@@ -293,7 +294,8 @@ class QueryMixin:
 
         Returns
         -------
-        Nothing; writes into ``adata``:
+        Nothing; writes into ``adata``, all or nothing: the arguments are checked before
+        anything is computed, and when a step fails ``adata`` is left as it was.
 
         - ``layers["velocity"]``, ``layers["velocity_u"]``: spliced and unspliced velocity,
           in the units of the registered layers (``Ms``/``Mu`` by default; the scaled moments'
@@ -315,6 +317,11 @@ class QueryMixin:
         - ``obs["latent_time"]``: one shared time per cell on [0, 1]
           (:func:`revelo.tl.latent_time`);
         - ``uns["velocity_params"]``: the settings of this call and the model;
+        - removed, because they were computed from earlier velocities:
+          ``uns["velocity_graph"]``, ``uns["velocity_graph_neg"]``,
+          ``obs["velocity_self_transition"]`` and every ``obsm["velocity_*"]`` (e.g.
+          ``obsm["velocity_umap"]``); run :func:`revelo.tl.velocity_graph` and
+          :func:`revelo.tl.velocity_embedding` again;
         - with ``uncertainty``: ``obs["directional_variance"]``,
           ``obs["directional_difference"]``, ``obs["directional_cosine_sim_variance"]``,
           ``obs["directional_cosine_sim_difference"]``, ``obs["directional_cosine_sim_mean"]``
@@ -341,6 +348,7 @@ class QueryMixin:
         Observed unspliced = ``scaling`` × kinetic unspliced; the rates act on kinetic units.
         The result is indexed by gene.
         """
+        check_trained(self.is_trained_, "get_rates")
         alpha, beta, gamma = self.module.rates()
         columns = {
             "alpha": alpha,

@@ -13,9 +13,9 @@ from scipy.stats import ttest_ind
 
 from revelo._constants import EXPRESSION_KEYS
 from revelo._threads import with_thread_limit
-from revelo._validation import check_neighbors, gene_mask
+from revelo._validation import check_neighbors, check_positive_int, gene_mask
 
-from ._data import TensorBatches, query_batches, registered_tensors
+from ._data import TensorBatches, query_batches
 from ._docs import query_docs
 from ._posterior import observed_abundances, posterior_stacks
 
@@ -92,6 +92,7 @@ def _permute_within_groups(values: torch.Tensor, codes: np.ndarray) -> torch.Ten
 
 
 def _check_n_samples(n_samples: int) -> None:
+    check_positive_int("n_samples", n_samples)
     if n_samples < 2:
         msg = f"n_samples must be at least 2 to measure a spread over draws, got {n_samples}."
         raise ValueError(msg)
@@ -288,14 +289,14 @@ class UncertaintyMixin:
         DataFrame genes × cell types of Welch t-statistics (original minus shuffled
         log-likelihood); NaN for types with fewer than two cells.
         """
-        adata = self._validate_anndata(adata)
+        adata, _, checked = query_batches(self, adata, None, batch_size)
         if labels_key not in adata.obs:
             msg = f"adata.obs has no {labels_key!r} column with cell types."
             raise KeyError(msg)
         labels = pd.Categorical(adata.obs[labels_key]).remove_unused_categories()
         codes = np.asarray(labels.codes)
         batch_size = batch_size or _draw_batch_size(n_samples, self.summary_stats.n_vars)
-        tensors = registered_tensors(self.get_anndata_manager(adata, required=True))
+        tensors = checked.tensors
         permuted = {
             key: _permute_within_groups(value, codes) if key in EXPRESSION_KEYS else value
             for key, value in tensors.items()
