@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 
 from revelo._scvelo_keys import revelo_rates
 from revelo._validation import check_layer
-from revelo.module import switch_trajectory_at
+from revelo.module import solve_kinetics, switch_trajectory_at
 
 from ._utils import category_colors, dense_column, doc_params, finish
 
@@ -76,8 +76,39 @@ def _rate_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | No
         return None
     t_max = float(adata.uns.get("velocity_params", {}).get("t_max", _DEFAULT_T_MAX))
     t = np.union1d(np.linspace(0.0, t_max, _N_CURVE_POINTS), [min(t_switch, t_max)])
-    u, s = kinetic_curve(alpha, beta, gamma, t_switch, t)
+    regime = _regime(adata, gene)
+    if regime == "repression":
+        # From the induction steady state at t = 0, without transcription.
+        rates = [torch.tensor(value, dtype=torch.float64) for value in (alpha, beta, gamma)]
+        start_u, start_s = rates[0] / rates[1], rates[0] / rates[2]
+        u, s = (
+            value.numpy()
+            for value in solve_kinetics(
+                start_u, start_s, 0.0, rates[1], rates[2], torch.as_tensor(t)
+            )
+        )
+    elif regime == "steady":
+        u, s = np.array([alpha / beta]), np.array([alpha / gamma])
+    else:
+        if regime == "induction":
+            t = t[t <= t_switch]
+        u, s = kinetic_curve(alpha, beta, gamma, t_switch, t)
     return s, u * scaling
+
+
+def _regime(adata: AnnData, gene: int) -> str:
+    """The gene's fitted regime (``var["fit_regime"]``), ``"full"`` when not written."""
+    if "fit_regime" not in adata.var:
+        return "full"
+    return str(adata.var["fit_regime"].iloc[gene])
+
+
+def _regime_title(adata: AnnData, gene_name: str) -> str:
+    """The gene's name, with its regime when that is not a full switch."""
+    regime = _regime(adata, adata.var_names.get_loc(gene_name))
+    if regime == "full":
+        return gene_name
+    return f"{gene_name} ({regime}{'' if regime == 'steady' else ' only'})"
 
 
 def _fitted_curve(adata: AnnData, gene: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -302,7 +333,10 @@ def phase_portrait(
     ncols
         Number of panels per row of a new figure.
     title
-        Panel titles; defaults to the gene names.
+        Panel titles; defaults to the gene names, followed by the fitted regime
+        (``var["fit_regime"]``) where it is not a full switch: ``"induction only"``,
+        ``"repression only"`` (drawn from the induction steady state) or ``"steady"`` (drawn as
+        one point).
     legend_loc
         Location of the legend for categorical colours: ``"right margin"``, any matplotlib
         legend location, or `None` for no legend. It is drawn on the last panel, or on the
@@ -325,7 +359,13 @@ def phase_portrait(
     check_layer(adata, spliced_layer)
     check_layer(adata, unspliced_layer)
     color = _resolve_color(adata, color)
-    titles = genes if title is None else [title] if isinstance(title, str) else list(title)
+    titles = (
+        [_regime_title(adata, gene) for gene in genes]
+        if title is None
+        else [title]
+        if isinstance(title, str)
+        else list(title)
+    )
     if size is None:
         size = float(np.clip(20_000 / adata.n_obs, 2, 40))
 
@@ -354,7 +394,8 @@ def phase_portrait(
         fitted = None if curve is None else _curve(adata, gene, curve)
         if fitted is not None:
             drew_curve = True
-            panel.plot(*fitted, label="kinetic curve", **_CURVE_STYLE)
+            style = {**_CURVE_STYLE, "marker": "o"} if len(fitted[0]) == 1 else _CURVE_STYLE
+            panel.plot(*fitted, label="kinetic curve", **style)
         if steady_state and {"fit_beta", "fit_gamma"} <= set(adata.var.columns):
             # With scVelo's fit_beta (revelo's beta / fit_scaling) the ratio is the slope
             # u / s of the steady state in the observed units.
