@@ -27,6 +27,9 @@ FIT_DESCRIPTION = """\
 Preprocess raw counts (filter genes, normalise, kNN moments Ms/Mu, UMAP), train the model and
 write the kept cells and genes with the results: velocities, latent time, kinetic rates and
 their uncertainty, under scVelo's key names. The summary at the end lists every key written.
+The output path is checked before any work: it may not be the input, an existing file is
+replaced only with --force, and its folder must be writable; the file is written aside and
+moved into place, so a failed run leaves no partial file.
 """
 
 DEMO_DESCRIPTION = """\
@@ -160,6 +163,11 @@ def fit(args: argparse.Namespace) -> int:
     import anndata
 
     import revelo
+    from revelo._atomic import write_atomically
+    from revelo._validation import check_output_path
+
+    # Before any work: never the input, never an existing file unless --force, writable.
+    check_output_path(args.output, inputs=(path,), force=args.force)
 
     try:
         raw = anndata.read_h5ad(path)
@@ -191,7 +199,8 @@ def fit(args: argparse.Namespace) -> int:
         root_cells = [name for name in root_cells if name in adata.obs_names]
     model.add_outputs(root_key=args.root_key, root_cells=root_cells)
     written = _keys(adata) - before
-    adata.write_h5ad(args.output)
+    # Written aside and moved into place, so a failure never leaves half a file.
+    write_atomically(args.output, adata.write_h5ad)
     _report("fit", adata, model, seconds=seconds, written=written, files=[args.output])
     return 0
 
@@ -266,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
     p_fit.add_argument("input", help=".h5ad file with raw counts in layers spliced and unspliced")
     p_fit.add_argument(
         "-o", "--output", required=True, metavar="PATH", help=".h5ad file to write the results to"
+    )
+    p_fit.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the output file if it exists (the input is never replaced)",
     )
     genes = p_fit.add_argument_group("genes and cells")
     genes.add_argument(

@@ -362,3 +362,31 @@ def test_add_outputs_removes_the_stale_graph_and_arrows(trained):
     assert "velocity_umap" not in adata.obsm
     assert "velocity_self_transition" not in adata.obs
     assert "X_umap" in adata.obsm
+
+
+# ---------------------------------------------------------------- save
+def test_failing_save_keeps_the_previous_save(trained, tmp_path):
+    path = tmp_path / "model"
+    trained.save(path)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    trained.adata.uns["unwritable"] = object()  # h5py cannot store it
+    try:
+        with pytest.raises(Exception, match=r"unwritable|object"):
+            trained.save(path, overwrite=True, save_anndata=True)
+    finally:
+        del trained.adata.uns["unwritable"]
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    loaded = revelo.REVELO.load(path, adata=trained.adata.copy())
+    np.testing.assert_array_equal(
+        loaded.get_latent_representation(), trained.get_latent_representation()
+    )
+
+
+def test_save_with_overwrite_replaces_the_previous_save(trained, tmp_path):
+    path = tmp_path / "model"
+    trained.save(path)
+    (path / "stray.txt").write_text("left by hand")
+    trained.save(path, overwrite=True)
+    assert "stray.txt" not in {p.name for p in path.iterdir()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

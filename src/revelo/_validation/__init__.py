@@ -11,6 +11,7 @@ its input. One module per kind of input:
 - ``_options``: the model's options (likelihood, time mode, architecture, training);
 - ``_model_state``: a model's state and its queries' arguments (trained, genes, indices);
 - ``_training``: the numeric options, accelerator and checkpoint of training;
+- ``_paths``: a path a result will be written to;
 - ``_hints``: the call that writes each prerequisite, quoted by the messages.
 """
 
@@ -49,6 +50,7 @@ from ._options import (
     check_train_params,
     split_sizes,
 )
+from ._paths import check_output_path
 from ._training import (
     check_accelerator,
     check_checkpoint,
@@ -75,6 +77,7 @@ __all__ = [
     "check_model_params",
     "check_neighbors",
     "check_not_backed",
+    "check_output_path",
     "check_positive_int",
     "check_query_anndata",
     "check_registrable",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from revelo._atomic import write_atomically
 from revelo._validation import check_same_genes
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ class PersistenceMixin:
         prefix
             Prefix of the file names.
         overwrite
-            Replace what an earlier save wrote in ``dir_path``.
+            Replace what an earlier save wrote in ``dir_path``. The new save is written to a
+            temporary folder next to it first and takes its place only when complete, so a
+            failing save leaves the earlier one intact.
         save_anndata
             Also write the model's AnnData as ``adata.h5ad``.
         **kwargs
@@ -45,8 +48,12 @@ class PersistenceMixin:
                 "saved there, or choose another folder."
             )
             raise ValueError(msg)
-        super().save(
-            str(dir_path), prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, **kwargs
+        # A failing save must not destroy the previous one: write aside, then swap.
+        write_atomically(
+            dir_path,
+            lambda staging: super(PersistenceMixin, self).save(
+                str(staging), prefix=prefix, overwrite=False, save_anndata=save_anndata, **kwargs
+            ),
         )
 
     @classmethod
