@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import sys
 import time
 import warnings
@@ -87,6 +88,8 @@ class TrainingProgress(Callback):
         now = time.perf_counter()
         line = self.progress_line(trainer, epoch, now - self._start)
         if self.on_terminal:
+            # One line that fits the terminal, or rewriting it in place would fail.
+            line = line[: shutil.get_terminal_size().columns - 1]
             self._bar_width = max(self._bar_width, len(line))
             sys.stderr.write("\r" + line.ljust(self._bar_width))
             sys.stderr.flush()
@@ -98,17 +101,18 @@ class TrainingProgress(Callback):
             self._last_line = now
 
     def progress_line(self, trainer: pl.Trainer, epoch: int, elapsed: float) -> str:
-        """``epoch  40/400 [###-------] elbo_train 1.2e+03 ... 0 min 42 s, at most 6 min left``."""
+        """``epoch  40/400 [####---] 42 s elapsed, at most 6 min 18 s left  elbo_train 1234``."""
         total = trainer.max_epochs
         done = epoch - self._first_epoch
         left = elapsed / max(done, 1) * (total - epoch)
         filled = round(20 * epoch / max(total, 1))
         width = len(str(total))
         parts = [f"epoch {epoch:>{width}}/{total} [{'#' * filled}{'-' * (20 - filled)}]"]
-        parts += [f"{name} {value:.4g}" for name, value in _metrics(trainer).items()]
         parts.append(f"{format_seconds(elapsed)} elapsed")
         if epoch < total:
-            parts.append(f"at most {format_seconds(left)} left")
+            parts[-1] += f", at most {format_seconds(left)} left"
+        # The time comes before the losses, which a narrow terminal cuts off first.
+        parts += [f"{name} {value:.4g}" for name, value in _metrics(trainer).items()]
         return "  ".join(parts)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
