@@ -190,10 +190,10 @@ def test_fit_prints_progress_and_a_summary_without_library_chatter(tmp_path):
 def test_verbose_lets_library_messages_through(tmp_path):
     raw = revelo.datasets.simulate(n_obs=120, n_vars=10, seed=0)
     raw.write_h5ad(tmp_path / "counts.h5ad")
-    args = ["fit", "counts.h5ad", "-o", "result.h5ad", "--max-epochs", "2", "--n-neighbors", "10"]
-    done = _run([*args, "--n-top-genes", "0", "--verbose"], tmp_path)
+    args = ["fit", "counts.h5ad", "--max-epochs", "2", "--n-neighbors", "10", "--n-top-genes", "0"]
+    done = _run([*args, "-o", "verbose.h5ad", "--verbose"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Seed set to 0" in done.stderr
-    quiet = _run([*args, "--n-top-genes", "0", "--quiet"], tmp_path)
+    quiet = _run([*args, "-o", "quiet.h5ad", "--quiet"], tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert "epoch" not in quiet.stderr and "Seed set to" not in quiet.stderr
