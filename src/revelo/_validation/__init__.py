@@ -12,6 +12,7 @@ its input. One module per kind of input:
 - ``_model_state``: a model's state and its queries' arguments (trained, genes, indices);
 - ``_training``: the numeric options, accelerator and checkpoint of training;
 - ``_paths``: a path a result will be written to;
+- ``_preprocessing``: preprocessing's options and gene selection;
 - ``_hints``: the call that writes each prerequisite, quoted by the messages.
 """
 
@@ -51,6 +52,7 @@ from ._options import (
     split_sizes,
 )
 from ._paths import check_output_path
+from ._preprocessing import check_n_top_genes, raise_no_variable_genes
 from ._training import (
     check_accelerator,
     check_checkpoint,
@@ -75,6 +77,7 @@ __all__ = [
     "check_likelihood",
     "check_min_cells",
     "check_model_params",
+    "check_n_top_genes",
     "check_neighbors",
     "check_not_backed",
     "check_output_path",
@@ -90,6 +93,7 @@ __all__ = [
     "check_unique_names",
     "empty_cells_and_genes",
     "gene_mask",
+    "raise_no_variable_genes",
     "split_sizes",
     "warn_gaussian_on_counts",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Number
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -98,6 +99,12 @@ def check_registrable(adata: AnnData, spliced_layer: str, unspliced_layer: str) 
         raise ValueError(msg)
     check_not_backed(adata)
     check_unique_names(adata)
+    if spliced_layer == unspliced_layer:
+        msg = (
+            f"spliced_layer and unspliced_layer are both {spliced_layer!r}; the model needs "
+            "the two abundances from two layers, e.g. spliced_layer='Ms', unspliced_layer='Mu'."
+        )
+        raise ValueError(msg)
     check_spliced_unspliced(
         adata, spliced_layer=spliced_layer, unspliced_layer=unspliced_layer, counts=False
     )
@@ -123,10 +130,21 @@ def check_covariates(
     ------
     KeyError
         When a column is missing (the message lists the columns present).
+    TypeError
+        When the covariate keys are a string instead of a list, or a categorical column mixes
+        value types.
     ValueError
-        When a column has missing values, a continuous covariate or size factor is not
-        numeric or not finite, or a size factor is not positive.
+        When a column has missing values, a categorical column holds fractional numbers, a
+        continuous covariate or size factor is not numeric or not finite, or a size factor is
+        not positive.
     """
+    for option, keys in (
+        ("categorical_covariate_keys", categorical_covariate_keys),
+        ("continuous_covariate_keys", continuous_covariate_keys),
+    ):
+        if isinstance(keys, str):
+            msg = f"{option} must be a list of obs columns, e.g. {option}=[{keys!r}]."
+            raise TypeError(msg)
     categorical = ([batch_key] if batch_key is not None else []) + list(
         categorical_covariate_keys or []
     )
@@ -147,6 +165,7 @@ def check_covariates(
                 "own (e.g. 'unknown') or drop them."
             )
             raise ValueError(msg)
+        _check_categories(adata.obs[key], key)
     for key in numerical:
         values = np.asarray(adata.obs[key])
         if not np.issubdtype(values.dtype, np.number) or not np.isfinite(values).all():
@@ -155,6 +174,33 @@ def check_covariates(
     if size_factor_key is not None and (np.asarray(adata.obs[size_factor_key]) <= 0).any():
         msg = f"adata.obs[{size_factor_key!r}] holds size factors that are not positive."
         raise ValueError(msg)
+
+
+def _check_categories(column, key: str) -> None:
+    """Raise when a categorical covariate mixes value types or is a continuous measurement."""
+    values = column.cat.categories if hasattr(column, "cat") else column.unique()
+    types = {_kind(value) for value in values}
+    if len(types) > 1:
+        msg = (
+            f"adata.obs[{key!r}] mixes value types ({', '.join(sorted(types))}); make them one "
+            f"type, e.g. `adata.obs[{key!r}] = adata.obs[{key!r}].astype(str)`."
+        )
+        raise TypeError(msg)
+    numbers = np.asarray(values)
+    if np.issubdtype(numbers.dtype, np.floating) and (numbers != np.round(numbers)).any():
+        msg = (
+            f"adata.obs[{key!r}] holds fractional numbers ({len(numbers)} distinct values), "
+            "which would make each value a batch of its own. Register a measurement like this "
+            "with continuous_covariate_keys; if it does label batches, convert it with "
+            f"`adata.obs[{key!r}] = adata.obs[{key!r}].astype(str)`."
+        )
+        raise ValueError(msg)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "bool"
+    return "number" if isinstance(value, Number) else type(value).__name__
 
 
 def check_same_genes(saved: Sequence[str], names: Sequence[str]) -> None:

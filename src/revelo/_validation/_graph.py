@@ -26,10 +26,17 @@ def check_min_cells(n_obs: int, n_neighbors: int) -> None:
     Raises
     ------
     ValueError
-        When ``n_obs <= n_neighbors`` or ``n_neighbors < 2``.
+        When ``n_obs <= n_neighbors``, ``n_obs < 3`` or ``n_neighbors < 2``.
     """
     if n_neighbors < 2:
         msg = f"n_neighbors={n_neighbors} is too small; pass n_neighbors=2 or more."
+        raise ValueError(msg)
+    if n_obs < 3:
+        msg = (
+            f"Only {n_obs} cell{'s are' if n_obs != 1 else ' is'} left; a neighbour graph needs "
+            "at least 3 cells. Use more cells, or check that the filters (empty cells, "
+            "min_shared_counts) did not remove them."
+        )
         raise ValueError(msg)
     if n_obs <= n_neighbors:
         msg = (

@@ -37,7 +37,7 @@ def check_model_params(
         When a value is out of range.
     """
     for name, value in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_layers", n_layers)):
-        if not isinstance(value, int | np.integer) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             msg = f"{name} must be a positive integer, got {value!r}."
             raise ValueError(msg)
     if not 0 <= dropout_rate < 1:

@@ -64,7 +64,7 @@ def pancreas(*, subset: Literal["3696", "739"] = "3696") -> AnnData:
                 "pancreas_739.h5ad, or use `pancreas(subset='3696')`."
             )
             raise FileNotFoundError(msg)
-        return ad.read_h5ad(path)
+        return _read(path)
     return _read_or_download("pancreas_3696.h5ad", "endocrinogenesis_day15.h5ad", _PANCREAS_URL)
 
 
@@ -95,7 +95,7 @@ def _read_or_download(prepared: str, original: str, url: str) -> AnnData:
     folder = settings.data_dir
     for name in (prepared, original):
         if (folder / name).is_file():
-            return ad.read_h5ad(folder / name)
+            return _read(folder / name)
     path = folder / original
     try:
         _download(url, path)
@@ -107,7 +107,20 @@ def _read_or_download(prepared: str, original: str, url: str) -> AnnData:
             f"{prepared}."
         )
         raise FileNotFoundError(msg) from error
-    return ad.read_h5ad(path)
+    return _read(path)
+
+
+def _read(path: Path) -> AnnData:
+    """Read a cached data set; a damaged file is named with how to replace it."""
+    try:
+        return ad.read_h5ad(path)
+    except Exception as error:  # h5py and anndata raise several types for a damaged file
+        msg = (
+            f"The data file {path} cannot be read ({type(error).__name__}: {error}); it is "
+            "damaged or incomplete. Delete it so that it is downloaded again, or replace it "
+            "with a good copy."
+        )
+        raise ValueError(msg) from error
 
 
 def _download(url: str, path: Path) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from revelo._validation import check_positive_int
+
 from ._utils import (
     doc_params,
     embedding_scatter,
@@ -61,6 +63,7 @@ def grid_velocities(
     expects.
     """
     lo, hi = coords.min(axis=0), coords.max(axis=0)
+    check_positive_int("grid_size", grid_size, minimum=2)
     xs = np.linspace(lo[0], hi[0], grid_size)
     ys = np.linspace(lo[1], hi[1], grid_size)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)

@@ -352,6 +352,9 @@ def phase_portrait(
     the :class:`~matplotlib.axes.Axes`, or a list of them for several genes; else `None`.
     """
     genes = [genes] if isinstance(genes, str) else list(genes)
+    if not genes:
+        msg = "phase_portrait got no gene; pass one name or a list of names from adata.var_names."
+        raise ValueError(msg)
     missing = [gene for gene in genes if gene not in adata.var_names]
     if missing:
         msg = f"Genes not found in adata.var_names: {', '.join(map(repr, missing))}."

@@ -15,10 +15,12 @@ from .._threads import with_thread_limit
 from .._utils import to_dense
 from .._validation import (
     check_min_cells,
+    check_n_top_genes,
     check_not_backed,
     check_spliced_unspliced,
     check_unique_names,
     empty_cells_and_genes,
+    raise_no_variable_genes,
 )
 from ._moments import keep_counts, write_moments
 from ._neighbors import neighbors
@@ -146,6 +148,7 @@ def preprocess(
     if n_pcs < 1:
         msg = f"n_pcs={n_pcs} must be at least 1."
         raise ValueError(msg)
+    check_n_top_genes(n_top_genes)
 
     spliced, unspliced = adata.layers["spliced"], adata.layers["unspliced"]
     empty_cells, empty_genes = empty_cells_and_genes(adata)
@@ -176,9 +179,12 @@ def preprocess(
     n_shared = out.n_vars
 
     if n_top_genes is not None and n_top_genes < out.n_vars:
-        hvg = sc.pp.highly_variable_genes(
-            out, n_top_genes=n_top_genes, flavor="seurat", inplace=False
-        )
+        try:
+            hvg = sc.pp.highly_variable_genes(
+                out, n_top_genes=n_top_genes, flavor="seurat", inplace=False
+            )
+        except (IndexError, ValueError) as error:
+            raise_no_variable_genes(out.layers["spliced"], n_top_genes, error)
         keep = hvg["highly_variable"].to_numpy()
         out = out[:, keep].copy()
         normalized = {key: matrix[:, keep] for key, matrix in normalized.items()}

@@ -10,7 +10,13 @@ from scipy import sparse
 from scipy.sparse.csgraph import reverse_cuthill_mckee
 
 from revelo._threads import with_thread_limit
-from revelo._validation import HINT_MOMENTS, HINT_VELOCITY, check_layer, check_neighbors
+from revelo._validation import (
+    HINT_MOMENTS,
+    HINT_VELOCITY,
+    check_layer,
+    check_neighbors,
+    check_positive_int,
+)
 
 from ._utils import (
     dense_layer,
@@ -93,6 +99,8 @@ def velocity_graph(
         Gains ``"mode_neighbors"`` and ``"n_recurse_neighbors"``; any stored ``"embeddings"``
         entry is dropped because earlier projections are now stale.
     """
+    check_positive_int("n_neighbors", n_neighbors, none=True)
+    check_positive_int("n_recurse_neighbors", n_recurse_neighbors, none=True)
     adata = adata.copy() if copy else adata
     check_layer(adata, vkey, HINT_VELOCITY)
     check_layer(adata, xkey, HINT_MOMENTS)

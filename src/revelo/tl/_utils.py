@@ -19,7 +19,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """Use CUDA when available unless the caller picks a device."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        msg = (
+            f"device={str(device)!r} asks for a CUDA GPU, but torch sees none; pass "
+            "device='cpu', or None to use a GPU only when there is one."
+        )
+        raise ValueError(msg)
+    return device
 
 
 def dense_layer(adata: AnnData, key: str, genes: np.ndarray) -> np.ndarray:
@@ -33,17 +40,18 @@ def velocity_gene_mask(
     """Genes used by the velocity tools.
 
     ``gene_subset`` (names, or a boolean mask) wins over ``var[f"{vkey}_genes"]``; genes whose
-    velocity is NaN in any cell (not fitted) are always dropped. Names not in ``var_names``
+    velocity is NaN or infinite in any cell (not fitted) are always dropped, so that one such
+    entry cannot remove a cell's edges. Names not in ``var_names``
     raise a :class:`KeyError`.
     """
     mask = gene_mask(adata.var_names, gene_subset, name="gene_subset")
     if gene_subset is None and f"{vkey}_genes" in adata.var:
         mask &= np.asarray(adata.var[f"{vkey}_genes"], dtype=bool)
-    mask &= ~np.isnan(to_dense(adata.layers[vkey].sum(0)).ravel())
+    mask &= np.isfinite(to_dense(adata.layers[vkey].sum(0))).ravel()
     if not mask.any():
         msg = (
-            f"No gene is usable for {vkey!r}: every selected gene has NaN velocities or "
-            f"var[{vkey + '_genes'!r}] / gene_subset selects none."
+            f"No gene is usable for {vkey!r}: every selected gene has NaN or infinite "
+            f"velocities or var[{vkey + '_genes'!r}] / gene_subset selects none."
         )
         raise ValueError(msg)
     return mask
