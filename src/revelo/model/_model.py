@@ -30,6 +30,7 @@ from ._evidence import EvidenceMixin
 from ._guard import guarded_training
 from ._init import start_values
 from ._persistence import PersistenceMixin
+from ._plan import EpochLoggedTrainingPlan
 from ._queries import QueryMixin
 from ._regimes import select_regimes
 from ._training import (
@@ -131,6 +132,7 @@ class REVELO(
     """
 
     _module_cls = REVELOVAE
+    _training_plan_cls = EpochLoggedTrainingPlan
 
     def __init__(
         self,
