@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from revelo._validation import NotTrainedError
+
 from ._callbacks import NonFiniteLossError
 from ._model import REVELO
 
-__all__ = ["REVELO", "NonFiniteLossError"]
+__all__ = ["REVELO", "NonFiniteLossError", "NotTrainedError"]

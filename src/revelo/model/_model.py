@@ -395,8 +395,13 @@ class REVELO(
             or the registered layers were changed since :meth:`setup_anndata` to hold NaN,
             infinite or negative values.
         revelo.model.NonFiniteLossError
-            When the training loss becomes NaN or infinite; the model keeps the weights of the
-            last epoch that ended finite.
+            When the training loss, or the velocities of the first cells, become NaN or
+            infinite; the model keeps the weights of the last epoch whose velocities were
+            finite (or those from before training, and then ``is_trained_`` says whether they
+            come from an earlier run).
+        KeyboardInterrupt
+            On Ctrl+C: the model keeps the weights of that moment and can be queried and saved;
+            the message says how to resume (see the failure-behaviour page of the docs).
 
         Notes
         -----
