@@ -33,8 +33,8 @@ class StopOnNonFiniteLoss(Callback):
     """Stop at a NaN or infinite training loss and restore the last finite weights.
 
     A copy of the module's ``state_dict`` is taken when training starts and at the end of every
-    epoch whose weights are all finite; a non-finite loss in any training step loads that copy
-    back and raises :class:`NonFiniteLossError`.
+    epoch whose parameters and velocities are all finite; a non-finite loss in any training
+    step loads that copy back and raises :class:`NonFiniteLossError`.
     """
 
     def __init__(self) -> None:
@@ -47,9 +47,10 @@ class StopOnNonFiniteLoss(Callback):
     def _take_snapshot(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int | None
     ) -> None:
-        state = pl_module.module.state_dict()
-        if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        # Parameters only: buffers may hold NaN by design (e.g. "not known yet" markers).
+        if not all(torch.isfinite(p).all() for p in pl_module.module.parameters()):
             return
+        state = pl_module.module.state_dict()
         # Finite weights can still give NaN velocities (e.g. rates driven to 0).
         if self.tensors is not None and not outputs_finite(pl_module.module, self.tensors):
             return
