@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
-from revelo._validation import check_trained
 from revelo._threads import with_thread_limit
+from revelo._validation import check_trained
 from revelo.module import covariates_of
 
 from ._data import query_batches
