@@ -140,6 +140,11 @@ def test_preprocess_train_and_outputs_keep_every_pool_at_n_jobs(raw, one_thread,
     assert torch.get_num_threads() == 1
     assert {entry for entry in seen[1:]} == {("train", 1, 1)}
 
+    model.add_outputs(n_samples=2)
+    assert torch.get_num_threads() == 1
+    # The extrinsic uncertainty (one velocity graph per draw) only when asked for.
+    assert "directional_cosine_sim_mean" in adata.obs
+    assert not any(column.startswith("extrinsic_") for column in adata.obs)
     model.add_outputs(n_samples=2, extrinsic_uncertainty=True)
     assert torch.get_num_threads() == 1
     assert "extrinsic_cosine_sim_mean" in adata.obs
