@@ -283,10 +283,6 @@ def _log1p(matrix):
     return np.log1p(matrix)
 
 
-def _warn_dropped(mask: np.ndarray, what: str) -> None:
-    if mask.any():
-        msg = f"Dropping {int(mask.sum())} {what} without any spliced or unspliced count."
-        warnings.warn(msg, UserWarning, stacklevel=3)
 def _umap(adata: AnnData, compute_umap: bool | None, random_state: int) -> bool:
     """Compute a UMAP as ``compute_umap`` asks; return whether one was computed."""
     if compute_umap is None and "X_umap" in adata.obsm:
@@ -300,3 +296,7 @@ def _umap(adata: AnnData, compute_umap: bool | None, random_state: int) -> bool:
     return True
 
 
+def _warn_dropped(mask: np.ndarray, what: str) -> None:
+    if mask.any():
+        msg = f"Dropping {int(mask.sum())} {what} without any spliced or unspliced count."
+        warnings.warn(msg, UserWarning, stacklevel=3)
