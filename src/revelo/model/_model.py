@@ -115,12 +115,14 @@ class REVELO(
     regimes
         ``"full"``: every gene runs one induction and one repression. ``"auto"``: after a
         first fit, each gene's data along the cells' latent time choose its regime (full
-        switch, induction only, repression only from its induction steady state, or steady;
-        :func:`~revelo.model._regimes.regime_codes`) and training continues with the states
-        of that regime; ``add_outputs`` writes it to ``var["fit_regime"]``.
+        switch, induction only, repression only from its induction steady state, or steady)
+        and training continues with the states of that regime; ``add_outputs`` writes it to
+        ``var["fit_regime"]`` (see the model page).
 
+    Notes
+    -----
     Starting values of the rates, switch times, count scales and covariate factors are derived
-    from the registered data (:mod:`revelo.model._init`); they cannot be set by hand.
+    from the registered data; they cannot be set by hand.
 
     Examples
     --------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import torch
 
@@ -57,9 +57,7 @@ class PersistenceMixin:
         )
 
     @classmethod
-    def load(
-        cls, dir_path: str | Path, adata: AnnData | None = None, **kwargs
-    ) -> PersistenceMixin:
+    def load(cls, dir_path: str | Path, adata: AnnData | None = None, **kwargs) -> Self:
         """Load a model written by :meth:`~revelo.REVELO.save`, in this or any other process.
 
         Parameters

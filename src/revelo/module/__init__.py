@@ -42,7 +42,7 @@ from ._observation import (
     size_factors,
 )
 from ._regimes import REGIMES, STATE_MASK, state_logit_offset
-from ._time import GeneTime, SharedClock, time_model, uniform_clock_penalty
+from ._time import GeneTime, PhaseTimes, SharedClock, time_model, uniform_clock_penalty
 
 __all__ = [
     "REGIMES",
@@ -54,6 +54,7 @@ __all__ = [
     "KineticPoint",
     "KineticStateDecoder",
     "NegativeBinomialObservation",
+    "PhaseTimes",
     "PoissonObservation",
     "SharedClock",
     "SwitchTrajectory",

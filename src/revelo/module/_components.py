@@ -121,7 +121,7 @@ class KineticStateDecoder(nn.Module):
     """Decode z into each gene's position on its trajectory and its state probabilities.
 
     Returns, per cell, the time heads that the time mode reads (each in (0, 1); see
-    :mod:`revelo.module._time`: ``rho`` and ``tau``, the fractions of the induction and the
+    :func:`~revelo.module.time_model`: ``rho`` and ``tau``, the fractions of the induction and the
     repression phase elapsed for the per-gene time, ``rho`` and ``cell_time`` for the shared
     clock) and, per gene, logits over the four kinetic states (induction, induction steady
     state, repression, repression steady state). Only the heads named are built.

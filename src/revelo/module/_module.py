@@ -255,17 +255,17 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
 
     @property
     def count_scale(self) -> torch.Tensor:
-        """Count likelihoods: per-gene factors (rows s, u) from kinetic units to counts."""
+        """Per-gene factors (rows s, u) from kinetic units to counts (count likelihoods)."""
         return self.observation.count_scale
 
     @property
     def library_median(self) -> torch.Tensor:
-        """Count likelihoods: median library per batch (rows) of spliced and unspliced."""
+        """Median library per batch (rows) of spliced and unspliced (count likelihoods)."""
         return self.observation.library_median
 
     @property
     def log_theta(self) -> nn.Parameter:
-        """Negative binomial: log inverse dispersion of u and s (rows) per gene."""
+        """Log inverse dispersion of u and s (rows) per gene (negative binomial)."""
         return self.observation.log_theta
 
     def scaled_observation(
