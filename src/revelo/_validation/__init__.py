@@ -7,6 +7,7 @@ its input. One module per kind of input:
   genes of a trained model);
 - ``_layers``: expression layers (present, shape, dtype, finite non-negative counts);
 - ``_graph``: the neighbour graph and the cells it needs;
+- ``_cells``: a selection of cells (the root cells of latent time);
 - ``_genes``: a gene selection given as names or a boolean mask;
 - ``_options``: the model's options (likelihood, time mode, architecture, training);
 - ``_model_state``: a model's state and its queries' arguments (trained, genes, indices);
@@ -25,6 +26,7 @@ from ._anndata import (
     check_same_genes,
     check_unique_names,
 )
+from ._cells import root_mask
 from ._genes import gene_mask
 from ._graph import check_min_cells, check_neighbors
 from ._hints import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY
@@ -94,6 +96,7 @@ __all__ = [
     "empty_cells_and_genes",
     "gene_mask",
     "raise_no_variable_genes",
+    "root_mask",
     "split_sizes",
     "warn_gaussian_on_counts",
 ]

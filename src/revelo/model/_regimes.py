@@ -14,10 +14,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from revelo.module._regimes import FULL, INDUCTION, REPRESSION, STEADY
+from revelo.module import REGIMES
 
 from ._data import query_batches
 from ._posterior import observed_abundances, posterior_means
+
+FULL, INDUCTION, REPRESSION, STEADY = map(
+    REGIMES.index, ("full", "induction", "repression", "steady")
+)
 
 if TYPE_CHECKING:
     from ._model import REVELO

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from revelo._validation import check_positive_int, check_trained
+from revelo._validation import check_positive_int, check_trained, root_mask
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,8 +57,6 @@ def remove_stale_outputs(adata: AnnData) -> None:
 
 
 def _check_options(model, adata: AnnData, options: dict) -> None:
-    from revelo.tl._latent_time import _root_mask
-
     check_trained(model.is_trained_, "add_outputs")
     n_samples = options.get("n_samples")
     check_positive_int("n_samples", n_samples)
@@ -69,7 +67,7 @@ def _check_options(model, adata: AnnData, options: dict) -> None:
         )
         raise ValueError(msg)
     check_positive_int("batch_size", options.get("batch_size"), none=True)
-    _root_mask(adata, options.get("root_key"), options.get("root_cells"))
+    root_mask(adata, options.get("root_key"), options.get("root_cells"))
 
 
 def _snapshot(adata: AnnData) -> dict:
