@@ -479,24 +479,12 @@ class REVELO(
             **trainer_kwargs,
         }
         callbacks = list(trainer_kwargs["callbacks"])
-        result = super().train(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            early_stopping=early_stopping and datamodule.n_val > 0,
-            plan_kwargs=plan,
-            datamodule=datamodule,
-            **trainer_kwargs,
-        )
-        if getattr(self, "_regimes", "full") == "auto" and ckpt_path is None:
-            # The first fit's latent time orders the cells; each gene's data along it choose
-            # its regime, and training continues with the states that regime opens.
-            self.module.set_regimes(select_regimes(self))
-            plan["n_epochs_kl_warmup"] = None
-            # scvi-tools adds its early stopping to the list it is given: start afresh.
-            trainer_kwargs["callbacks"] = callbacks
-            result = super().train(
-                max_epochs=max(20, max_epochs // 4),
+
+        def fit(epochs: int):
+            # scvi-tools adds its early stopping to the list it is given: start afresh each time.
+            trainer_kwargs["callbacks"] = list(callbacks)
+            return super(REVELO, self).train(
+                max_epochs=epochs,
                 accelerator=accelerator,
                 devices=devices,
                 early_stopping=early_stopping and datamodule.n_val > 0,
@@ -504,4 +492,12 @@ class REVELO(
                 datamodule=datamodule,
                 **trainer_kwargs,
             )
+
+        result = fit(max_epochs)
+        if self._regimes == "auto" and ckpt_path is None:
+            # The first fit's latent time orders the cells; each gene's data along it choose
+            # its regime, and training continues with the states that regime opens.
+            self.module.set_regimes(select_regimes(self))
+            plan["n_epochs_kl_warmup"] = None
+            result = fit(max(20, max_epochs // 4))
         return result

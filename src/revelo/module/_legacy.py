@@ -18,7 +18,8 @@ def upgrade_state_dict(module: nn.Module, state_dict: dict, prefix: str = "") ->
 
     The observation model's entries move under ``observation.``; those it does not have (the
     Gaussian noise of a count model) are dropped, as are the decoder heads that the module's
-    time mode does not build. A current ``state_dict`` is left as it is.
+    time mode does not build; a model saved before kinetic regimes gets every gene a full switch.
+    A current ``state_dict`` is left as it is.
 
     Parameters
     ----------
@@ -38,3 +39,5 @@ def upgrade_state_dict(module: nn.Module, state_dict: dict, prefix: str = "") ->
         if name not in module.decoder.head_names:
             for part in ("weight", "bias"):
                 state_dict.pop(f"{prefix}decoder.{name}.{part}", None)
+    # Models saved before regimes existed fit every gene as a full switch.
+    state_dict.setdefault(prefix + "regime", module.regime.new_zeros(module.regime.shape))

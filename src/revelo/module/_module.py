@@ -15,10 +15,10 @@ from ._anchoring import AnchoringMixin
 from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
 from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
-from ._kinetics import repression, splicing_velocity, switch_trajectory
+from ._kinetics import switch_trajectory
 from ._legacy import upgrade_state_dict
 from ._observation import observation_model, softplus_inverse
-from ._regimes import FULL, REPRESSION, state_logit_offset
+from ._regimes import FULL, repression_from_start, state_logit_offset
 from ._time import time_model
 
 
@@ -225,8 +225,6 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
         # Models saved before the observation and time components had their own modules.
         upgrade_state_dict(self, state_dict, prefix)
-        # Models saved before regimes existed fit every gene as a full switch.
-        state_dict.setdefault(prefix + "regime", torch.zeros_like(self.regime))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def set_regimes(self, regime: np.ndarray | torch.Tensor) -> None:
@@ -367,19 +365,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         ones = torch.ones_like(times.induction)
         zeros = torch.zeros_like(times.induction)
         state_logits = state_logits + state_logit_offset(self.regime)
-        repressed, state_time = path.repression, times.state
-        only_repressed = self.regime == REPRESSION
-        if only_repressed.any():
-            # Repression only: from the induction steady state, at the start of the axis.
-            u_decay, s_decay = repression(
-                alpha / beta, alpha / gamma, beta, gamma, times.from_start
-            )
-            decay = (u_decay, s_decay, *splicing_velocity(u_decay, s_decay, 0.0, beta, gamma))
-            repressed = type(repressed)(
-                *(torch.where(only_repressed, a, b) for a, b in zip(decay, repressed, strict=True))
-            )
-            start = torch.stack((state_time[..., 0], zeros, times.from_start, zeros), dim=-1)
-            state_time = torch.where(only_repressed.unsqueeze(-1), start, state_time)
+        repressed, state_time = repression_from_start(
+            self.regime, path.repression, times, alpha, beta, gamma
+        )
 
         def states(induced, steady, repressed):
             return torch.stack((induced, steady, repressed, zeros), dim=-1)
