@@ -14,7 +14,9 @@ import revelo
 def model(simulated):
     adata = simulated.copy()
     revelo.REVELO.setup_anndata(adata)
-    return revelo.REVELO(adata, n_hidden=16)  # untrained: only the bookkeeping is tested
+    model = revelo.REVELO(adata, n_hidden=16)
+    model.train(max_epochs=1)  # queries need a trained model; only the bookkeeping is tested
+    return model
 
 
 def _most_draws_alive(model, monkeypatch, n_samples: int) -> int:

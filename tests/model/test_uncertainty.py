@@ -284,7 +284,7 @@ def test_permutation_scores(model):
 def test_add_outputs_writes_plottable_uncertainty(model):
     adata = model.adata.copy()
     torch.manual_seed(0)
-    model.add_outputs(adata, n_samples=3)
+    model.add_outputs(adata, n_samples=3, extrinsic_uncertainty=True)
     for key in DIRECTIONAL + EXTRINSIC:
         assert key in adata.obs
         assert np.isfinite(adata.obs[key]).all()
@@ -294,7 +294,7 @@ def test_add_outputs_writes_plottable_uncertainty(model):
 
     bare = model.adata.copy()
     del bare.obsm["X_umap"]
-    model.add_outputs(bare, n_samples=3)
+    model.add_outputs(bare, n_samples=3, extrinsic_uncertainty=True)
     assert set(DIRECTIONAL) <= set(bare.obs)
     assert not set(EXTRINSIC) & set(bare.obs)
 

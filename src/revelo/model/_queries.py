@@ -312,6 +312,9 @@ class QueryMixin:
           ``min_likelihood`` filters read; ``var["revelo_log_likelihood"]``: the mean per-cell
           log-likelihood of the gene's (u, s) under the model, which weights
           :func:`revelo.tl.latent_time`;
+        - ``var["fit_regime"]``: each gene's kinetic regime, one of
+          :data:`revelo.module.REGIMES` (``"full"`` for every gene unless
+          ``REVELO(regimes="auto")`` chose another);
         - ``var["velocity_genes"]``: genes used downstream (an existing column is kept,
           restricted to genes with a finite fit);
         - ``obs["latent_time"]``: one shared time per cell on [0, 1]
