@@ -140,6 +140,18 @@ def test_train_reports_progress_and_a_summary(raw, capsys, info_level):
     assert "Training done" in err
 
 
+def test_early_stopping_is_said_once_in_the_summary(raw, capsys, info_level):
+    adata = revelo.pp.preprocess(raw, n_top_genes=None, n_neighbors=10, compute_umap=False)
+    revelo.REVELO.setup_anndata(adata)
+    revelo.settings.seed = 0
+    model = revelo.REVELO(adata, n_hidden=16)
+    model.train(max_epochs=200, early_stopping_patience=2, lr=0.1)
+    out, err = capsys.readouterr()
+    assert "early stopping after epoch" in err
+    # scvi-tools' early stopping prints its own reason on teardown, to stdout.
+    assert "did not improve" not in out + err
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [(0.4, "0 s"), (42, "42 s"), (185, "3 min 05 s"), (3725, "1 h 02 min")],

@@ -13,6 +13,7 @@ CHATTY_LOGGERS = (
     "lightning.fabric.utilities.seed",
     "lightning.fabric.utilities.rank_zero",
     "lightning.pytorch.utilities.rank_zero",
+    "lightning.pytorch.callbacks.early_stopping",
     "lightning_utilities.core.rank_zero",
     "scvi.data._download",
     "scvi.model.base._save_load",

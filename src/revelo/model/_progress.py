@@ -120,6 +120,11 @@ class TrainingProgress(Callback):
         self._end_bar()
         n_genes = getattr(getattr(pl_module, "module", None), "n_genes", None)
         logger.info(self.summary(trainer, time.perf_counter() - self._start, n_genes=n_genes))
+        # The summary says why training stopped; scvi-tools' early stopping would print it
+        # again, unconditionally, when the trainer tears down.
+        for callback in trainer.callbacks:
+            if getattr(callback, "early_stopping_reason", None) is not None:
+                callback.early_stopping_reason = None
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
