@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 
 from revelo._scvelo_keys import curve_likelihood, scvelo_rate_columns
 from revelo.module import REGIMES
 
 from ._data import query_batches
-from ._posterior import observed_abundances, posterior_means
+from ._posterior import observed_abundances, posterior_draws
 from ._transaction import all_or_nothing
+from ._uncertainty import _STATISTICS, _cosine_statistics, _draw_batch_size
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -39,8 +41,15 @@ def write_outputs(
     """Write the results of ``model`` into ``adata``; see :meth:`revelo.REVELO.add_outputs`."""
     from revelo.tl import latent_time
 
+    if uncertainty and batch_size is None:
+        batch_size = _draw_batch_size(n_samples, model.summary_stats.n_vars)
     adata, _, batches = query_batches(model, adata, None, batch_size)
-    out = posterior_means(model.module, batches, _POSTERIOR_KEYS, n_samples, model.device)
+    prior = (
+        adata.var["velocity_genes"].to_numpy(dtype=bool)
+        if "velocity_genes" in adata.var
+        else np.ones(adata.n_vars, dtype=bool)
+    )
+    out, directional = _posterior_pass(model, batches, n_samples, prior if uncertainty else None)
     adata.layers["velocity"] = out["velocity"]
     adata.layers["velocity_u"] = out["velocity_u"]
     adata.layers["fit_t"] = out["time"]
@@ -58,9 +67,8 @@ def write_outputs(
     adata.var["fit_likelihood"] = curve_likelihood(
         observed_u, observed_s, out["fit_u"], out["fit_s"]
     )
-    finite = np.isfinite(log_likelihood) & np.isfinite(out["velocity"]).all(0)
-    if "velocity_genes" in adata.var:
-        finite &= adata.var["velocity_genes"].to_numpy(dtype=bool)
+    # An existing selection is kept, restricted to the genes with a finite fit.
+    finite = prior & np.isfinite(log_likelihood) & np.isfinite(out["velocity"]).all(0)
     adata.var["velocity_genes"] = finite
 
     adata.uns["velocity_params"] = {
@@ -70,7 +78,19 @@ def write_outputs(
         "model": model._model_summary_string,
     }
     latent_time(adata, fit_t_key="fit_t", root_key=root_key, root_cells=root_cells)
-    if uncertainty:
+    if not uncertainty:
+        return
+    statistics, genes_used = directional
+    if all(np.array_equal(used, finite) for used in genes_used) and finite.any():
+        for name, values in statistics.items():
+            adata.obs[f"directional_{name}"] = values
+        if extrinsic_uncertainty:
+            _write_uncertainty(
+                model, adata, n_samples=n_samples, batch_size=batch_size, directional=False
+            )
+    else:
+        # Some genes' fits are not finite: the statistics are taken again over the velocity
+        # genes of the whole data set.
         _write_uncertainty(
             model,
             adata,
@@ -80,17 +100,63 @@ def write_outputs(
         )
 
 
+@torch.inference_mode()
+def _posterior_pass(
+    model: REVELO, batches, n_samples: int, genes: np.ndarray | None
+) -> tuple[dict[str, np.ndarray], tuple[dict[str, np.ndarray], list[np.ndarray]] | None]:
+    """Posterior means of ``_POSTERIOR_KEYS`` and, from the same draws, directional statistics.
+
+    The statistics are those of :meth:`~revelo.REVELO.get_directional_uncertainty` over
+    ``genes``, restricted per minibatch to the genes whose velocity is finite in every draw; the
+    masks used are returned with them (``None`` for both when ``genes`` is ``None``). One
+    minibatch's draws of the velocity are held at a time.
+    """
+    means: dict[str, list[np.ndarray]] = {key: [] for key in _POSTERIOR_KEYS}
+    parts: list[dict[str, torch.Tensor]] = []
+    used: list[np.ndarray] = []
+    for draws in posterior_draws(model.module, batches, _POSTERIOR_KEYS, n_samples, model.device):
+        sums: dict[str, torch.Tensor] = {}
+        velocities = []
+        for draw in draws:
+            for key in _POSTERIOR_KEYS:
+                sums[key] = draw[key] if key not in sums else sums[key] + draw[key]
+            if genes is not None:
+                velocities.append(draw["velocity"])
+        for key in _POSTERIOR_KEYS:
+            means[key].append((sums[key] / n_samples).cpu().numpy())
+        if genes is not None:
+            stack = torch.stack(velocities)
+            mask = genes & torch.isfinite(stack).all(0).all(0).cpu().numpy()
+            used.append(mask)
+            parts.append(_cosine_statistics(stack[..., torch.from_numpy(mask).to(stack.device)]))
+    out = {key: np.concatenate(values) for key, values in means.items()}
+    if genes is None:
+        return out, None
+    statistics = {
+        name: torch.cat([part[name] for part in parts]).cpu().numpy() for name in _STATISTICS
+    }
+    return out, (statistics, used)
+
+
 def _write_uncertainty(
-    model: REVELO, adata: AnnData, *, n_samples: int, batch_size: int | None, extrinsic: bool
+    model: REVELO,
+    adata: AnnData,
+    *,
+    n_samples: int,
+    batch_size: int | None,
+    directional: bool = True,
+    extrinsic: bool = True,
 ) -> None:
-    """Write the directional (and, if asked, with neighbours and a UMAP, extrinsic) uncertainty."""
+    """Write the directional and (with neighbours and a UMAP) the extrinsic uncertainty."""
     genes = adata.var["velocity_genes"].to_numpy(dtype=bool)
     gene_list = adata.var_names[genes] if genes.any() else None
-    frames = [
-        model.get_directional_uncertainty(
-            adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
+    frames = []
+    if directional:
+        frames.append(
+            model.get_directional_uncertainty(
+                adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
+            )
         )
-    ]
     if extrinsic and "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
         frames.append(
             model.get_extrinsic_uncertainty(adata, n_samples=n_samples, batch_size=batch_size)

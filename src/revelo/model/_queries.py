@@ -282,8 +282,9 @@ class QueryMixin:
         root_cells
             Names or positions of root cells; the root is inferred when neither is given.
         uncertainty
-            Also write the per-cell directional velocity uncertainty (from the same number of
-            draws); it costs about as much again as the posterior means.
+            Also write the per-cell directional velocity uncertainty, computed from the same
+            posterior draws as the velocities (a second pass only when some gene's fit is not
+            finite).
         extrinsic_uncertainty
             Also write the extrinsic uncertainty (:meth:`get_extrinsic_uncertainty`), when
             ``adata`` has ``obsm["X_umap"]`` and ``obsp["distances"]``. It builds one velocity
