@@ -57,11 +57,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"revelo: warning: {message}", file=sys.stderr)
 
 
-def _train(adata, args: argparse.Namespace, **setup_kwargs):
+def _train(adata, args: argparse.Namespace, batch_key: str | None = None, **output_kwargs):
+    """Register, train and add the outputs: the model, the seconds trained, the keys written."""
     import revelo
 
     revelo.settings.seed = args.seed
     likelihood = getattr(args, "likelihood", "gaussian")
+    setup_kwargs = {"batch_key": batch_key}
     if likelihood != "gaussian":
         setup_kwargs.update(spliced_layer="spliced_counts", unspliced_layer="unspliced_counts")
     revelo.REVELO.setup_anndata(adata, **setup_kwargs)
@@ -70,7 +72,10 @@ def _train(adata, args: argparse.Namespace, **setup_kwargs):
     model.train(
         max_epochs=args.max_epochs, accelerator=args.accelerator, enable_model_summary=False
     )
-    return model, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    before = _keys(adata)
+    model.add_outputs(**output_kwargs)
+    return model, seconds, _keys(adata) - before
 
 
 def _keys(adata) -> set[str]:
@@ -119,10 +124,7 @@ def demo(args: argparse.Namespace) -> int:
     scale = adata.var["Ms_scale"].to_numpy()
     adata.layers["true_velocity_Ms"] = adata.layers["true_velocity"] / scale
 
-    model, seconds = _train(adata, args)
-    before = _keys(adata)
-    model.add_outputs()
-    written = _keys(adata) - before
+    model, seconds, written = _train(adata, args)
 
     velocity = revelo.tl.velocity_accuracy(adata, true_key="true_velocity_Ms")
     timing = revelo.tl.latent_time_accuracy(adata, true_key="true_t")
@@ -193,12 +195,11 @@ def fit(args: argparse.Namespace) -> int:
         # Count likelihoods model the raw counts: no kNN smoothing.
         smooth=args.likelihood == "gaussian",
     )
-    model, seconds = _train(adata, args, batch_key=args.batch_key)
-    before = _keys(adata)
     if root_cells is not None:
         root_cells = [name for name in root_cells if name in adata.obs_names]
-    model.add_outputs(root_key=args.root_key, root_cells=root_cells)
-    written = _keys(adata) - before
+    model, seconds, written = _train(
+        adata, args, args.batch_key, root_key=args.root_key, root_cells=root_cells
+    )
     # Written aside and moved into place, so a failure never leaves half a file.
     write_atomically(args.output, adata.write_h5ad)
     _report("fit", adata, model, seconds=seconds, written=written, files=[args.output])

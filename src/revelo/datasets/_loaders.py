@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import anndata as ad
 
 from .._settings import settings
+from .._validation import check_choice
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -52,9 +53,7 @@ def pancreas(*, subset: Literal["3696", "739"] = "3696") -> AnnData:
     FileNotFoundError
         When the file is absent and cannot be downloaded.
     """
-    if subset not in ("3696", "739"):
-        msg = f"subset={subset!r} is not one of '3696', '739'."
-        raise ValueError(msg)
+    check_choice("subset", subset, ("3696", "739"))
     if subset == "739":
         path = settings.data_dir / "pancreas_739.h5ad"
         if not path.is_file():

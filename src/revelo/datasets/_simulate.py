@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from revelo._validation import check_choice
+
 #: Medians and log-scale spreads of the log-normal rate distributions. With these, fully induced
 #: genes reach about alpha / gamma ≈ 20 spliced and alpha / beta ≈ 8 unspliced counts.
 _RATE_PRIORS = {"alpha": (8.0, 0.5), "beta": (1.0, 0.3), "gamma": (0.4, 0.3)}
@@ -131,9 +133,7 @@ def simulate(
     ``uns["simulation"]``
         The settings used.
     """
-    if noise not in ("poisson", "nb", "normal"):
-        msg = f"noise={noise!r} is not one of 'poisson', 'nb', 'normal'."
-        raise ValueError(msg)
+    check_choice("noise", noise, ("poisson", "nb", "normal"))
     if n_obs < 1 or n_vars < 1 or t_max <= 0 or n_clusters < 1 or n_batches < 1:
         msg = "n_obs, n_vars, n_clusters and n_batches must be at least 1 and t_max positive."
         raise ValueError(msg)
@@ -150,9 +150,7 @@ def simulate(
     if time_skew <= 0 or library_noise < 0:
         msg = f"time_skew={time_skew} must be positive and library_noise={library_noise} >= 0."
         raise ValueError(msg)
-    if rates not in ("narrow", "broad"):
-        msg = f"rates={rates!r} is not one of 'narrow', 'broad'."
-        raise ValueError(msg)
+    check_choice("rates", rates, ("narrow", "broad"))
     if noise == "nb" and dispersion <= 0:
         msg = f"dispersion={dispersion} must be positive for noise='nb'."
         raise ValueError(msg)

@@ -112,6 +112,12 @@ def model_genes(model: BaseModelClass) -> list[str]:
     return list(model.adata.var_names) if genes is None else genes
 
 
+def registered_layers(model: BaseModelClass) -> dict[str, str]:
+    """``spliced_layer`` and ``unspliced_layer`` as ``model``'s AnnData was registered with."""
+    setup_args = model.adata_manager.registry["setup_args"]
+    return {key: setup_args[key] for key in ("spliced_layer", "unspliced_layer")}
+
+
 def query_batches(
     model: BaseModelClass,
     adata: AnnData | None,
@@ -135,12 +141,8 @@ def query_batches(
     if require_trained:
         check_trained(model.is_trained_, "This query")
     check_positive_int("batch_size", batch_size, none=True)
-    setup_args = model.adata_manager.registry["setup_args"]
     check_query_anndata(
-        model.adata if adata is None else adata,
-        model_genes(model),
-        setup_args["spliced_layer"],
-        setup_args["unspliced_layer"],
+        model.adata if adata is None else adata, model_genes(model), **registered_layers(model)
     )
     adata = model._validate_anndata(adata)
     indices = check_indices(indices, adata.n_obs)

@@ -13,6 +13,7 @@ from revelo._threads import with_thread_limit
 from revelo._validation import (
     check_cells_unchanged,
     check_checkpoint,
+    check_choice,
     check_covariates,
     check_likelihood,
     check_model_params,
@@ -25,7 +26,7 @@ from revelo._validation import (
 from revelo.module import REVELOVAE
 
 from ._callbacks import training_callbacks
-from ._data import anndata_fields, registered_tensors
+from ._data import anndata_fields, registered_layers, registered_tensors
 from ._evidence import EvidenceMixin
 from ._guard import guarded_training
 from ._init import start_values
@@ -159,9 +160,7 @@ class REVELO(
         regimes: Literal["full", "auto"] = "full",
     ):
         check_likelihood(likelihood)
-        if regimes not in ("full", "auto"):
-            msg = f"regimes={regimes!r} is not one of 'full', 'auto'."
-            raise ValueError(msg)
+        check_choice("regimes", regimes, ("full", "auto"))
         self._regimes = regimes
         check_model_params(
             n_hidden=n_hidden,
@@ -173,20 +172,10 @@ class REVELO(
         super().__init__(adata)
         # Queries compare their AnnData's genes with these, which in-place edits cannot change.
         self._model_genes = [str(name) for name in self.adata.var_names]
-        setup_args = self.adata_manager.registry["setup_args"]
-        warn_gaussian_on_counts(
-            self.adata,
-            likelihood=likelihood,
-            spliced_layer=setup_args["spliced_layer"],
-            unspliced_layer=setup_args["unspliced_layer"],
-        )
+        layers = registered_layers(self)
+        warn_gaussian_on_counts(self.adata, likelihood=likelihood, **layers)
         if likelihood != "gaussian":
-            check_spliced_unspliced(
-                self.adata,
-                spliced_layer=setup_args["spliced_layer"],
-                unspliced_layer=setup_args["unspliced_layer"],
-                counts=True,
-            )
+            check_spliced_unspliced(self.adata, **layers, counts=True)
         init = start_values(self.adata_manager, likelihood=likelihood, t_max=t_max)
         order = init.pop("cell_order")
         # Only the shared clock reads the initial ordering during training.
@@ -426,8 +415,7 @@ class REVELO(
             accelerator=accelerator,
         )
         check_cells_unchanged(self.adata.n_obs, self.summary_stats.n_cells)
-        setup_args = self.adata_manager.registry["setup_args"]
-        check_registrable(self.adata, setup_args["spliced_layer"], setup_args["unspliced_layer"])
+        check_registrable(self.adata, **registered_layers(self))
         check_train_params(
             self.adata.n_obs,
             max_epochs=max_epochs,

@@ -193,7 +193,7 @@ class QueryMixin:
         if not hard_assignment:
             return probs
         names = np.asarray(STATE_NAMES)[probs.argmax(-1)]
-        frame = pd.DataFrame(names, index=adata.obs_names[indices], columns=adata.var_names)
+        frame = self._frame(names, adata, indices, return_numpy=False)
         return frame.astype(pd.CategoricalDtype(list(STATE_NAMES)))
 
     @query_docs
