@@ -114,3 +114,27 @@ def test_count_log_probabilities_match_scipy():
     torch.testing.assert_close(
         nb_log_prob(x, mean, big), poisson_log_prob(x, mean), rtol=1e-4, atol=1e-4
     )
+
+
+def test_state_softmax_matches_a_hand_computed_softmax_and_its_gradient():
+    from revelo.module._components import state_log_softmax, state_softmax
+
+    torch.manual_seed(0)
+    logits = 3 * torch.randn(2, 5, 7, 4, dtype=torch.float64)
+    exp = torch.exp(logits - logits.amax(-1, keepdim=True))
+    expected = exp / exp.sum(-1, keepdim=True)
+    torch.testing.assert_close(state_softmax(logits), expected)
+    torch.testing.assert_close(state_log_softmax(logits), torch.log(expected))
+    # A closed state (logit -inf) gets probability 0 and the open ones share the rest.
+    closed = torch.tensor([-torch.inf, 0.0, 1.0, -torch.inf], dtype=torch.float64)
+    assert state_softmax(closed).tolist() == pytest.approx(
+        [0.0, 1 / (1 + math.e), math.e / (1 + math.e), 0.0]
+    )
+
+    weights = torch.randn_like(logits)
+    leaf = logits.clone().requires_grad_()
+    (grad,) = torch.autograd.grad((state_log_softmax(leaf) * weights).sum(), leaf)
+    leaf = logits.clone().requires_grad_()
+    log_expected = leaf - torch.log(torch.exp(leaf).sum(-1, keepdim=True))
+    (reference,) = torch.autograd.grad((log_expected * weights).sum(), leaf)
+    torch.testing.assert_close(grad, reference)

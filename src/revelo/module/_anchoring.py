@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from ._components import state_log_softmax
 
 
 class AnchoringMixin:
@@ -66,7 +67,7 @@ class AnchoringMixin:
         )
         residual = (observed_u - self.steady_state_ratio * observed_s) / self.residual_scale
         p_induction = torch.sigmoid(3.0 * residual)
-        log_probs = F.log_softmax(generative_outputs["state_logits"], dim=-1)
+        log_probs = state_log_softmax(generative_outputs["state_logits"])
         side = p_induction * torch.logsumexp(log_probs[..., :2], dim=-1) + (
             1 - p_induction
         ) * torch.logsumexp(log_probs[..., 2:], dim=-1)

@@ -56,6 +56,20 @@ def normal_log_prob(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) ->
     return -0.5 * ((x - mean) / scale).square() - torch.log(scale) - 0.5 * _LOG_2PI
 
 
+def state_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension, the few kinetic states of each cell and gene.
+
+    Computed along a leading dimension, where torch's CPU kernels vectorise over the cells and
+    genes; along a last dimension of four entries they are several times slower.
+    """
+    return torch.softmax(logits.movedim(-1, 0), dim=0).movedim(0, -1)
+
+
+def state_log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-softmax over the last dimension, computed as :func:`state_softmax` is."""
+    return torch.log_softmax(logits.movedim(-1, 0), dim=0).movedim(0, -1)
+
+
 class GaussianEncoder(nn.Module):
     """Amortized encoder q(z | u, s) = N(μ(u, s), diag σ²(u, s)).
 

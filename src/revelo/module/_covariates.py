@@ -91,6 +91,13 @@ class CovariateMixin:
             raise ValueError(msg)
         return (cont - self.cont_center) / self.cont_scale
 
+    def _with_continuous(self, x: torch.Tensor, covariates: dict | None) -> torch.Tensor:
+        """``x`` with the standardised continuous covariates appended to its last dimension."""
+        cont = self._continuous(covariates)
+        if cont is None:
+            return x
+        return torch.cat((x, cont.expand(*x.shape[:-1], cont.shape[-1])), dim=-1)
+
     def log_covariate_scale(self, covariates: dict | None) -> torch.Tensor | None:
         """Per-cell log-factors that the covariates apply to the expected abundances.
 

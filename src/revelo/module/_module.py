@@ -12,7 +12,14 @@ from torch import nn
 from revelo._constants import REGISTRY_KEYS, Likelihood, TimeMode
 
 from ._anchoring import AnchoringMixin
-from ._components import GaussianEncoder, KineticStateDecoder, kl_standard_normal, reparameterize
+from ._components import (
+    GaussianEncoder,
+    KineticStateDecoder,
+    kl_standard_normal,
+    reparameterize,
+    state_log_softmax,
+    state_softmax,
+)
 from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
 from ._kinetics import switch_trajectory
@@ -328,10 +335,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
             log_scale = log_scale.detach()
         spliced, unspliced = self._normalised(spliced, unspliced, covariates, log_scale)
         spliced, unspliced = self.observation.encoder_input(spliced, unspliced)
-        x = torch.cat((spliced, unspliced), dim=-1)
-        cont = self._continuous(covariates)
-        if cont is not None:
-            x = torch.cat((x, cont), dim=-1)
+        x = self._with_continuous(torch.cat((spliced, unspliced), dim=-1), covariates)
         mean, log_var = self.encoder(x, *self._categories(covariates))
         if n_samples > 1:
             mean = mean.expand(n_samples, *mean.shape)
@@ -352,10 +356,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         reference batch; ``log_covariate_scale`` (cells × 2 × genes, or ``None``) holds the
         per-cell log-factors to the cell's own batch and covariates.
         """
-        decoder_input = z
-        cont = self._continuous(covariates)
-        if cont is not None:
-            decoder_input = torch.cat((z, cont.expand(*z.shape[:-1], cont.shape[-1])), dim=-1)
+        decoder_input = self._with_continuous(z, covariates)
         heads, state_logits = self.decoder(decoder_input, *self._categories(covariates))
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
@@ -401,7 +402,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
             mean_u = mean_u * torch.exp(log_scale[..., 0, :]).unsqueeze(-1)
             mean_s = mean_s * torch.exp(log_scale[..., 1, :]).unsqueeze(-1)
         log_lik = self.observation.log_prob(spliced, unspliced, mean_s, mean_u, covariates)
-        return F.log_softmax(generative_outputs["state_logits"], dim=-1) + log_lik
+        return state_log_softmax(generative_outputs["state_logits"]) + log_lik
 
     def loss(
         self,
@@ -423,12 +424,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         covariates = covariates_of(tensors)
         log_joint = self.state_log_joint(spliced, unspliced, generative_outputs, covariates)
         reconstruction = -torch.logsumexp(log_joint, dim=-1).sum(-1)
-        kl_z = kl_standard_normal(
-            inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
-        )
-        kl_objective = free_bits_kl(
-            inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"], free_bits
-        )
+        mean, log_var = inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
+        kl_z = kl_standard_normal(mean, log_var)
+        kl_objective = free_bits_kl(mean, log_var, free_bits)
         loss = torch.mean(reconstruction) + kl_weight * kl_scale * kl_objective
         loss = loss + self.time.loss(tensors, generative_outputs, kl_weight, self.n_genes)
         loss = loss + self.anchoring_loss(
@@ -473,8 +471,8 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
             # Genes of the other regimes have their states set by the regime alone.
             allowed = allowed | (self.regime != FULL).unsqueeze(-1)
             log_joint = log_joint.masked_fill(~allowed, float("-inf"))
-        probs = torch.softmax(log_joint, dim=-1)
-        timed = torch.softmax(log_joint[..., :3], dim=-1)
+        probs = state_softmax(log_joint)
+        timed = state_softmax(log_joint[..., :3])
 
         def expected(key: str) -> torch.Tensor:
             return (probs * generative[key]).sum(-1)
