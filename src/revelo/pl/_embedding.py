@@ -177,11 +177,8 @@ def velocity_embedding_stream(
     %(color)s
     density
         Density of the stream lines, as in :meth:`~matplotlib.axes.Axes.streamplot`.
-    grid_size
-        Number of grid points along each axis.
-    smooth
-        Width of the Gaussian kernel, relative to the larger of the grid spacing and the
-        median distance between neighbouring cells.
+    %(grid_size)s
+    %(smooth)s
     min_mass
         Grid points whose kernel mass is below this fraction of the 99th percentile get no
         stream line.
@@ -257,11 +254,8 @@ def velocity_embedding_grid(
     %(basis)s
     %(vkey)s
     %(color)s
-    grid_size
-        Number of grid points along each axis.
-    smooth
-        Width of the Gaussian kernel, relative to the larger of the grid spacing and the
-        median distance between neighbouring cells.
+    %(grid_size)s
+    %(smooth)s
     min_mass
         Grid points whose kernel mass is below this fraction of the 99th percentile get no
         arrow.

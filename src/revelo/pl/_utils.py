@@ -39,6 +39,13 @@ vkey
 color
     Key in ``obs`` or a gene name used to colour the cells, as in
     :func:`scanpy.pl.embedding`. `None` draws all cells in one colour.""",
+    "grid_size": """\
+grid_size
+    Number of grid points along each axis.""",
+    "smooth": """\
+smooth
+    Width of the Gaussian kernel, relative to the larger of the grid spacing and the
+    median distance between neighbouring cells.""",
     "scatter_kwds": """\
 scatter_kwds
     Further arguments to :func:`scanpy.pl.embedding`, e.g. ``size``, ``cmap``,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from revelo._docs import shared_docs
 from revelo._utils import to_dense
 from revelo._validation import HINT_MOMENTS, HINT_NEIGHBORS, HINT_VELOCITY, check_layer
 
@@ -26,6 +27,30 @@ if TYPE_CHECKING:
 
 # Bounds the size of the (pairs × features) blocks gathered at once, about 32 MiB in float64.
 _CHUNK_ELEMENTS = 2**22
+
+# Parameter text shared by the graph-based metrics, at indentation 0.
+_DOCS: dict[str, str] = {
+    "adata": """\
+adata
+    Annotated data matrix with a kNN graph.""",
+    "cluster_key": """\
+cluster_key
+    Column of ``adata.obs`` holding the cluster labels.""",
+    "basis": """\
+basis
+    Embedding to work in (velocities from ``obsm[f"{vkey}_{basis}"]``); ``None`` uses
+    ``layers[vkey]`` on finite (and, when marked, velocity) genes.""",
+    "vkey": """\
+vkey
+    Key of the velocities.""",
+    "neighbors_key": """\
+neighbors_key
+    Key in ``adata.uns`` of a :func:`scanpy.pp.neighbors` result; ``None`` reads
+    ``obsp["connectivities"]``.""",
+}
+
+#: Fills the ``%(name)s`` placeholders of a metric's docstring with the shared parameter text.
+_metric_docs = shared_docs(_DOCS, indent=4)
 
 
 class MetricScores(NamedTuple):
@@ -45,6 +70,7 @@ class MetricScores(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
+@_metric_docs
 def cross_boundary_correctness(
     adata: AnnData,
     *,
@@ -65,10 +91,8 @@ def cross_boundary_correctness(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a kNN graph.
-    cluster_key
-        Column of ``adata.obs`` holding the cluster labels.
+    %(adata)s
+    %(cluster_key)s
     edges
         Ground-truth transitions as ``(source, target)`` cluster pairs.
     basis
@@ -76,13 +100,10 @@ def cross_boundary_correctness(
         velocities from ``obsm[f"{vkey}_{basis}"]``. ``None`` works in gene space on
         ``layers[xkey]`` and ``layers[vkey]``, using the genes whose velocity is finite in every
         cell, restricted to ``var["velocity_genes"]`` when that column exists.
-    vkey
-        Key of the velocities.
+    %(vkey)s
     xkey
         Layer holding the expression positions in gene space; ignored when ``basis`` is given.
-    neighbors_key
-        Key in ``adata.uns`` of a :func:`scanpy.pp.neighbors` result; ``None`` reads
-        ``obsp["connectivities"]``.
+    %(neighbors_key)s
 
     Returns
     -------
@@ -116,6 +137,7 @@ def cross_boundary_correctness(
     return MetricScores(result, _nanmean(result))
 
 
+@_metric_docs
 def in_cluster_coherence(
     adata: AnnData,
     *,
@@ -132,18 +154,11 @@ def in_cluster_coherence(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a kNN graph.
-    cluster_key
-        Column of ``adata.obs`` holding the cluster labels.
-    basis
-        Embedding to work in (velocities from ``obsm[f"{vkey}_{basis}"]``); ``None`` uses
-        ``layers[vkey]`` on finite (and, when marked, velocity) genes.
-    vkey
-        Key of the velocities.
-    neighbors_key
-        Key in ``adata.uns`` of a :func:`scanpy.pp.neighbors` result; ``None`` reads
-        ``obsp["connectivities"]``.
+    %(adata)s
+    %(cluster_key)s
+    %(basis)s
+    %(vkey)s
+    %(neighbors_key)s
 
     Returns
     -------
@@ -164,6 +179,7 @@ def in_cluster_coherence(
     return MetricScores(result, _nanmean(result))
 
 
+@_metric_docs
 def velocity_consistency(
     adata: AnnData,
     *,
@@ -180,18 +196,12 @@ def velocity_consistency(
 
     Parameters
     ----------
-    adata
-        Annotated data matrix with a kNN graph.
-    vkey
-        Key of the velocities.
+    %(adata)s
+    %(vkey)s
     method
         ``"cosine"`` similarity or ``"pearson"`` correlation.
-    basis
-        Embedding to work in (velocities from ``obsm[f"{vkey}_{basis}"]``); ``None`` uses
-        ``layers[vkey]`` on finite (and, when marked, velocity) genes.
-    neighbors_key
-        Key in ``adata.uns`` of a :func:`scanpy.pp.neighbors` result; ``None`` reads
-        ``obsp["connectivities"]``.
+    %(basis)s
+    %(neighbors_key)s
 
     Returns
     -------
