@@ -371,7 +371,8 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
         )
 
         def states(induced, steady, repressed):
-            return torch.stack((induced, steady, repressed, zeros), dim=-1)
+            # States last in shape, first in memory: the state sums and softmax vectorise.
+            return torch.stack((induced, steady, repressed, zeros)).movedim(0, -1)
 
         return {
             **times.outputs,
