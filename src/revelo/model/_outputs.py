@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from revelo._scvelo_keys import curve_likelihood, scvelo_rate_columns
+from revelo._scvelo_keys import dynamics_columns, recover_dynamics_settings, scvelo_rate_columns
 from revelo.module import REGIMES
 
 from ._data import query_batches
@@ -64,9 +64,12 @@ def write_outputs(
     log_likelihood = out["log_likelihood"].mean(0)
     adata.var["revelo_log_likelihood"] = log_likelihood
     observed_s, observed_u = observed_abundances(model, adata)
-    adata.var["fit_likelihood"] = curve_likelihood(
-        observed_u, observed_s, out["fit_u"], out["fit_s"]
-    )
+    # scVelo's other per-gene keys of a dynamical fit (fit_likelihood, fit_std_u, ...) and the
+    # settings its dynamical tools read with them.
+    columns = dynamics_columns(observed_u, observed_s, out["fit_u"], out["fit_s"])
+    for key, column in columns.items():
+        adata.var[key] = column
+    adata.uns["recover_dynamics"] = recover_dynamics_settings(adata.layers.keys())
     # An existing selection is kept, restricted to the genes with a finite fit.
     finite = prior & np.isfinite(log_likelihood) & np.isfinite(out["velocity"]).all(0)
     adata.var["velocity_genes"] = finite

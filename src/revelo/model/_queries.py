@@ -313,6 +313,15 @@ class QueryMixin:
           ``min_likelihood`` filters read; ``var["revelo_log_likelihood"]``: the mean per-cell
           log-likelihood of the gene's (u, s) under the model, which weights
           :func:`revelo.tl.latent_time`;
+        - scVelo's other per-gene keys of a dynamical fit, which its tools read (e.g.
+          ``scv.tl.rank_dynamical_genes``), with scVelo's meaning (see the model page):
+          ``var["fit_variance"]``, the variance of the residuals that ``fit_likelihood``
+          scores; ``var["fit_std_u"]``, ``var["fit_std_s"]``, ``var["fit_pval_steady"]``,
+          ``var["fit_steady_u"]``, ``var["fit_steady_s"]``, statistics of the registered
+          layers computed as scVelo computes them (spread of u and s; p-value of an upper
+          mode, the steady state, and where it lies); ``var["fit_u0"]``, ``var["fit_s0"]``:
+          0, no basal abundance; ``var["fit_alignment_scaling"]``: 1, one shared time axis;
+          ``uns["recover_dynamics"]``: the settings scVelo reads with them;
         - ``var["fit_regime"]``: each gene's kinetic regime, one of
           :data:`revelo.module.REGIMES` (``"full"`` for every gene unless
           ``REVELO(regimes="auto")`` chose another);
