@@ -1,35 +1,66 @@
-"""Time and memory of revelo and VeloVI as the number of cells grows ("Performance and scale").
+"""Time and memory of revelo, VeloVI and scVelo by number of cells ("Performance and scale").
 
-Run from the repository root::
+Run from the repository root, one thread::
 
-    python -m benchmarks.scale --n-obs 10000 100000 1000000 --n-vars 2000 --time-limit 3600
+    OMP_NUM_THREADS=1 python -m benchmarks.scale --n-obs 10000 100000 --n-vars 2000 \
+        --time-limit 600
 
-For every size: simulated counts (:func:`kinetic_counts`, sparse), ``revelo.pp.preprocess``,
-REVELO training, its outputs, ``revelo.tl.velocity_graph``, and VeloVI training on the same
-``Ms``/``Mu``. Training stops at early stopping, ``--max-epochs`` or ``--time-limit`` seconds
-(lightning's ``max_time``), whichever comes first; ``converged`` says whether early stopping
-ended it. ``--max-epochs 1`` measures only the time per epoch. Results: a table on stdout and
-``benchmarks/results/scale.json`` with the device, the thread settings and the versions.
+For every size, one process, on the same simulated raw counts (:func:`kinetic_counts`,
+sparse), each stage timed on its own with its memory, the machine load (``os.getloadavg``, as
+``uptime`` prints it) before and after, and torch's thread count after it:
+
+- ``simulate``: the counts; ``simulate_again``: the same counts (same seed) once more for
+  scVelo after revelo's data are freed, so that only one method's data are held at a time;
+- revelo: ``revelo_preprocess`` (``revelo.pp.preprocess``, all genes, no per-cell
+  normalisation, no UMAP), ``revelo_train`` (defaults; ends at early stopping,
+  ``--max-epochs`` or ``--time-limit`` seconds, but not before ``--min-epochs``, default 3),
+  ``revelo_outputs`` (``add_outputs()`` with its defaults), ``revelo_graph``
+  (``revelo.tl.velocity_graph``);
+- ``scvelo_preprocess``: ``scv.pp.filter_and_normalize(min_shared_counts=20)`` +
+  ``scv.pp.moments(n_pcs=30, n_neighbors=30)``, shared by VeloVI and scVelo, as in
+  ``benchmarks.pancreas_speed``;
+- VeloVI (as in ``benchmarks.pancreas_speed``): ``velovi_setup`` (scVelo's deterministic fit,
+  its velocity genes with r² > 0, min-max scaled ``Ms``/``Mu``), ``velovi_train`` (500 epochs,
+  early stopping; same limits), ``velovi_velocity`` (``get_velocity(n_samples=25)``),
+  ``velovi_graph`` (``scv.tl.velocity_graph``);
+- ``scvelo_stochastic``: ``scv.tl.velocity(mode="stochastic")`` + ``scv.tl.velocity_graph``.
+
+End to end: revelo = preprocess + train + outputs + graph; VeloVI = scVelo preprocessing +
+setup + train + velocity + graph; scVelo = preprocessing + stochastic. Per-epoch times come
+from a callback (the median of the completed epochs, validation included), so a training cut
+by ``--time-limit`` mid-epoch does not skew them. Results: a table on stdout, with per-size
+ratios revelo/VeloVI, and ``benchmarks/results/scale.json``, rewritten after every size, with
+the device, the thread settings and the versions (see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anndata as ad
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import Callback
 from scipy import sparse
 
 from ._common import _epochs_run, environment, limit_threads, measure, write_json
+from .pancreas_speed import _minmax
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 OUT = Path(__file__).parent / "results" / "scale.json"
 #: Cells simulated at a time, to bound the dense intermediate arrays.
 _CHUNK = 20_000
+METHODS = ("revelo", "velovi", "scvelo")
+#: Posterior samples of VeloVI's ``get_velocity`` (as in ``benchmarks.pancreas_speed``).
+VELOVI_SAMPLES = 25
 
 
 def kinetic_counts(n_obs: int, n_vars: int, *, seed: int = 0, t_max: float = 20.0) -> ad.AnnData:
@@ -92,119 +123,347 @@ def _reset_device_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _train(
-    model, *, max_epochs: int | None, time_limit: float, accelerator: str, precision: str | None
-) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_time": {"seconds": time_limit}}
-    if precision is not None:
-        kwargs["precision"] = precision
-    with measure() as cost:
-        model.train(
-            max_epochs=max_epochs, accelerator=accelerator, enable_progress_bar=False, **kwargs
+def _load() -> list[float]:
+    """1-, 5- and 15-minute load averages, the numbers ``uptime`` prints."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+class _Stages:
+    """Run the stages of one size, each with its time, memory, load and torch threads.
+
+    torch's thread count is set to ``threads`` before every stage, so that a library that
+    enlarges the pool (numba's OpenMP layer can) does not change the next stage;
+    ``torch_threads_after`` shows whether the stage itself did. ``after_stage`` is called after
+    every stage (to write the results so far).
+    """
+
+    def __init__(self, threads: int, after_stage: Callable[[], None] | None = None) -> None:
+        self.threads = threads
+        self.after_stage = after_stage
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def run(self, name: str, function, *args, **kwargs):
+        torch.set_num_threads(self.threads)
+        before = _load()
+        with measure() as cost:
+            result = function(*args, **kwargs)
+        after = _load()
+        self.rows[name] = {
+            "seconds": cost.seconds,
+            "peak_rss_delta_mib": cost.peak_rss_delta_mib,
+            "max_rss_mib": cost.max_rss_mib,
+            "load_before": before,
+            "load_after": after,
+            "torch_threads_after": torch.get_num_threads(),
+        }
+        print(
+            f"  {name:18s} {cost.seconds:9.1f} s  ΔRSS {cost.peak_rss_delta_mib:7.0f} MiB  "
+            f"load {before[0]:.2f} -> {after[0]:.2f}",
+            flush=True,
         )
+        if self.after_stage is not None:
+            self.after_stage()
+        return result
+
+    def seconds(self, *names: str) -> float | None:
+        """Sum of the stages' seconds; ``None`` when one of them did not run."""
+        if not all(name in self.rows for name in names):
+            return None
+        return sum(self.rows[name]["seconds"] for name in names)
+
+
+class _EpochClock(Callback):
+    """Wall time of every training epoch (its validation included).
+
+    An epoch cut short by ``max_time`` has fewer batches than the others; it is kept apart so
+    that the time per epoch is the median of complete epochs only.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self.partial_seconds: list[float] = []
+        self._start: float | None = None
+        self._batches = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start = time.perf_counter()
+        self._batches = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batches += 1
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._start is None:
+            return
+        seconds = time.perf_counter() - self._start
+        complete = self._batches >= trainer.num_training_batches
+        (self.seconds if complete else self.partial_seconds).append(seconds)
+        self._start = None
+
+
+def _train(
+    model,
+    stages: _Stages,
+    name: str,
+    *,
+    max_epochs: int | None,
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Train ``model`` as stage ``name``; epochs, time per epoch and how training ended.
+
+    Training ends at early stopping, ``max_epochs`` or ``args.time_limit`` seconds, but not
+    before ``args.min_epochs`` epochs, so that every size has complete epochs to time.
+    """
+    clock = _EpochClock()
+    kwargs: dict[str, Any] = {
+        "max_time": {"seconds": args.time_limit},
+        "min_epochs": args.min_epochs,
+        "callbacks": [clock],
+    }
+    if args.precision is not None:
+        kwargs["precision"] = args.precision
+    _reset_device_peak(device)
+    stages.run(
+        name,
+        model.train,
+        max_epochs=max_epochs,
+        accelerator=args.accelerator,
+        enable_progress_bar=False,
+        **kwargs,
+    )
+    seconds = stages.rows[name]["seconds"]
     epochs = _epochs_run(model)
     trainer = model.trainer
     stopper = trainer.early_stopping_callback
+    converged = bool(stopper is not None and stopper.stopped_epoch > 0)
+    if converged:
+        ended = "early stopping"
+    elif (epochs or 0) >= trainer.max_epochs:
+        ended = "max epochs"
+    else:
+        ended = "time limit"
+    per_epoch = float(np.median(clock.seconds)) if clock.seconds else None
     return {
-        "train_seconds": cost.seconds,
+        "train_seconds": seconds,
         "epochs": epochs,
+        "complete_epochs": len(clock.seconds),
         "max_epochs": trainer.max_epochs,
-        "seconds_per_epoch": cost.seconds / epochs if epochs else None,
-        "converged": bool(stopper is not None and stopper.stopped_epoch > 0),
-        "timed_out": cost.seconds >= time_limit,
-        "train_peak_rss_delta_mib": cost.peak_rss_delta_mib,
-        "max_rss_mib": cost.max_rss_mib,
+        "seconds_per_epoch": per_epoch,
+        "seconds_per_epoch_per_10k_cells": (
+            per_epoch / model.adata.n_obs * 10_000 if per_epoch else None
+        ),
+        "first_epoch_seconds": clock.seconds[0] if clock.seconds else None,
+        "epoch_seconds": [round(value, 4) for value in clock.seconds],
+        "partial_epoch_seconds": [round(value, 4) for value in clock.partial_seconds],
+        "ended": ended,
+        "converged": converged,
+        "timed_out": ended == "time limit",
+        "train_peak_rss_delta_mib": stages.rows[name]["peak_rss_delta_mib"],
+        "device_peak_mib": _device_peak_mib(device),
     }
 
 
-def run_size(n_obs: int, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """Every measured step on one simulated data set."""
-    import scvi
-
+def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, Any]:
+    """revelo's stages after its preprocessing: training, outputs and velocity graph."""
     import revelo
 
-    row: dict[str, Any] = {"n_obs": n_obs, "n_vars": args.n_vars}
-    with measure() as cost:
-        raw = kinetic_counts(n_obs, args.n_vars, seed=args.seed)
-    row["simulate_seconds"] = cost.seconds
-    row["counts_density"] = raw.layers["spliced"].nnz / np.prod(raw.shape)
-
-    with measure() as cost:
-        adata = revelo.pp.preprocess(
-            raw, n_top_genes=args.n_vars, normalize=False, compute_umap=False
-        )
-    del raw
-    row["preprocess"] = {
-        "seconds": cost.seconds,
-        "peak_rss_delta_mib": cost.peak_rss_delta_mib,
-        "n_genes": adata.n_vars,
-    }
-
     revelo.settings.seed = args.seed
-    work = adata.copy()
-    revelo.REVELO.setup_anndata(work)
-    model = revelo.REVELO(work)
-    _reset_device_peak(device)
-    result = _train(
-        model,
-        max_epochs=args.max_epochs,
-        time_limit=args.time_limit,
-        accelerator=args.accelerator,
-        precision=args.precision,
+    revelo.REVELO.setup_anndata(adata)
+    model = revelo.REVELO(adata)
+    result = {"n_genes": adata.n_vars}
+    result |= _train(
+        model, stages, "revelo_train", max_epochs=args.max_epochs, args=args, device=device
     )
-    result["device_peak_mib"] = _device_peak_mib(device)
-    with measure() as cost:
-        model.add_outputs(work, uncertainty=False)
-    result["outputs_seconds"] = cost.seconds
-    with measure() as cost:
-        revelo.tl.velocity_graph(work, device=str(device))
-    result["velocity_graph_seconds"] = cost.seconds
-    row["revelo"] = result
-    del model, work
+    stages.run("revelo_outputs", model.add_outputs)
+    stages.run("revelo_graph", revelo.tl.velocity_graph, adata, device=str(device))
+    result["end_to_end_seconds"] = stages.seconds(
+        "revelo_preprocess", "revelo_train", "revelo_outputs", "revelo_graph"
+    )
+    return result
 
-    if "velovi" in args.methods:
-        scvi.settings.seed = args.seed
-        work = adata.copy()
-        scvi.external.VELOVI.setup_anndata(work, spliced_layer="Ms", unspliced_layer="Mu")
-        model = scvi.external.VELOVI(work)
-        _reset_device_peak(device)
-        result = _train(
-            model,
-            max_epochs=args.max_epochs or 500,
-            time_limit=args.time_limit,
-            accelerator=args.accelerator,
-            precision=args.precision,
+
+def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device) -> dict[str, Any]:
+    """VeloVI's stages after scVelo's preprocessing, as in ``benchmarks.pancreas_speed``.
+
+    scVelo's deterministic fit runs on ``theirs`` itself (its ``velocity`` layer and gene
+    columns are overwritten by the stochastic stage later) and VeloVI gets a copy of the
+    selected genes only, so no second copy of every gene's moments is made.
+    """
+    import scvelo as scv
+    import scvi
+
+    def setup() -> ad.AnnData:
+        scv.tl.velocity(theirs, mode="deterministic")
+        genes = theirs.var["velocity_genes"].to_numpy(dtype=bool)
+        genes &= theirs.var["velocity_r2"].to_numpy() > 0
+        subset = theirs[:, genes].copy()
+        _minmax(subset)
+        return subset
+
+    velovi = stages.run("velovi_setup", setup)
+    scvi.settings.seed = args.seed
+    scvi.external.VELOVI.setup_anndata(velovi, spliced_layer="Ms", unspliced_layer="Mu")
+    model = scvi.external.VELOVI(velovi)
+    result = {"n_genes": velovi.n_vars}
+    result |= _train(
+        model, stages, "velovi_train", max_epochs=args.max_epochs or 500, args=args, device=device
+    )
+
+    def velocity() -> None:
+        velovi.layers["velocity"] = model.get_velocity(
+            n_samples=VELOVI_SAMPLES, velo_statistic="mean", return_numpy=True
         )
-        result["device_peak_mib"] = _device_peak_mib(device)
-        row["velovi"] = result
+
+    stages.run("velovi_velocity", velocity)
+    stages.run("velovi_graph", scv.tl.velocity_graph, velovi)
+    result["end_to_end_seconds"] = stages.seconds(
+        "scvelo_preprocess", "velovi_setup", "velovi_train", "velovi_velocity", "velovi_graph"
+    )
+    return result
+
+
+def run_size(
+    n_obs: int,
+    args: argparse.Namespace,
+    device: torch.device,
+    save: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every stage of every method on one simulated data set.
+
+    revelo runs first (any first-call compilation shared with scVelo's preprocessing is paid
+    by revelo at the first size). To bound memory, the raw counts are dropped once revelo has
+    preprocessed them and simulated again, identically (same seed), for scVelo, whose
+    preprocessing then works on them in place: at most one method's data are held at a time.
+    ``save(row)`` is called after every stage with the row so far (``complete`` false), so that
+    a run killed on the way (out of memory) keeps its finished stages.
+    """
+    import revelo
+
+    stages = _Stages(args.threads)
+    row: dict[str, Any] = {
+        "n_obs": n_obs,
+        "n_vars": args.n_vars,
+        "complete": False,
+        "stages": stages.rows,
+    }
+    if save is not None:
+        stages.after_stage = lambda: save(row)
+    raw = stages.run("simulate", kinetic_counts, n_obs, args.n_vars, seed=args.seed)
+    row["counts_density"] = raw.layers["spliced"].nnz / np.prod(raw.shape)
+    if "revelo" in args.methods:
+        adata = stages.run(
+            "revelo_preprocess",
+            revelo.pp.preprocess,
+            raw,
+            n_top_genes=args.n_vars,
+            normalize=False,
+            compute_umap=False,
+        )
+        raw = None
+        gc.collect()
+        row["revelo"] = _run_revelo(adata, stages, args, device)
+        del adata
+        gc.collect()
+    if {"velovi", "scvelo"} & set(args.methods):
+        import scvelo as scv
+
+        scv.settings.verbosity = 0
+        if raw is None:
+            raw = stages.run("simulate_again", kinetic_counts, n_obs, args.n_vars, seed=args.seed)
+        theirs = raw  # scVelo normalises in place
+        del raw
+        stages.run(
+            "scvelo_preprocess",
+            lambda: (
+                scv.pp.filter_and_normalize(theirs, min_shared_counts=20),
+                scv.pp.moments(theirs, n_pcs=30, n_neighbors=30),
+            ),
+        )
+        if "velovi" in args.methods:
+            row["velovi"] = _run_velovi(theirs, stages, args, device)
+            gc.collect()
+        if "scvelo" in args.methods:
+            stages.run(
+                "scvelo_stochastic",
+                lambda: (
+                    scv.tl.velocity(theirs, mode="stochastic"),
+                    scv.tl.velocity_graph(theirs),
+                ),
+            )
+            genes = theirs.var.get("velocity_genes")
+            row["scvelo"] = {
+                "n_genes": theirs.n_vars,
+                "n_velocity_genes": theirs.n_vars if genes is None else int(genes.sum()),
+                "end_to_end_seconds": stages.seconds("scvelo_preprocess", "scvelo_stochastic"),
+            }
+    row["ratios"] = _ratios(row)
+    row["complete"] = True
     return row
+
+
+def _ratios(row: dict[str, Any]) -> dict[str, float | None]:
+    """revelo over VeloVI on this size: time per epoch, training and end to end."""
+    out: dict[str, float | None] = {}
+    for key in ("seconds_per_epoch", "train_seconds", "end_to_end_seconds"):
+        mine = row.get("revelo", {}).get(key)
+        theirs = row.get("velovi", {}).get(key)
+        out[key] = mine / theirs if mine and theirs else None
+    return out
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
     headers = (
-        "cells", "method", "s/epoch", "epochs", "converged", "train s", "pp s", "graph s",
-        "train ΔRSS MiB", "device MiB",
+        "cells", "method", "genes", "pp s", "s/epoch", "s/epoch/10k", "epochs", "ended",
+        "train s", "outputs s", "graph s", "end-to-end s", "train ΔRSS MiB", "device MiB",
     )  # fmt: skip
+    stage_names = {
+        "revelo": ("revelo_preprocess", "revelo_outputs", "revelo_graph"),
+        "velovi": ("scvelo_preprocess", "velovi_velocity", "velovi_graph"),
+        "scvelo": ("scvelo_preprocess", "scvelo_stochastic", None),
+    }
     lines = [headers]
     for row in rows:
-        for method in ("revelo", "velovi"):
+        stages = row["stages"]
+        for method in METHODS:
             if method not in row:
                 continue
             result = row[method]
+            pp, outputs, graph = (
+                stages[name]["seconds"] if name in stages else None for name in stage_names[method]
+            )
+            trained = "train_seconds" in result
             lines.append((
                 f"{row['n_obs']:,}",
                 method,
-                f"{result['seconds_per_epoch']:.2f}" if result["seconds_per_epoch"] else "–",
-                str(result["epochs"]),
-                "yes" if result["converged"] else ("time-out" if result["timed_out"] else "no"),
-                f"{result['train_seconds']:.0f}",
-                f"{row['preprocess']['seconds']:.1f}" if method == "revelo" else "",
-                f"{result['velocity_graph_seconds']:.1f}" if method == "revelo" else "",
-                f"{result['train_peak_rss_delta_mib']:.0f}",
-                "–" if result["device_peak_mib"] is None else f"{result['device_peak_mib']:.0f}",
+                str(result["n_genes"]),
+                _fmt(pp),
+                _fmt(result.get("seconds_per_epoch"), 2),
+                _fmt(result.get("seconds_per_epoch_per_10k_cells"), 2),
+                str(result["epochs"]) if trained else "–",
+                result.get("ended", ""),
+                _fmt(result.get("train_seconds"), 0),
+                _fmt(outputs),
+                _fmt(graph),
+                _fmt(result["end_to_end_seconds"], 0),
+                _fmt(result.get("train_peak_rss_delta_mib"), 0),
+                _fmt(result.get("device_peak_mib"), 0),
             ))  # fmt: skip
     widths = [max(len(line[i]) for line in lines) for i in range(len(headers))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)
+    ratios = [
+        f"{row['n_obs']:,} cells: revelo/VeloVI time per epoch "
+        f"{_fmt(row['ratios']['seconds_per_epoch'], 3)}, training "
+        f"{_fmt(row['ratios']['train_seconds'], 3)}, end to end "
+        f"{_fmt(row['ratios']['end_to_end_seconds'], 3)}"
+        for row in rows
+        if "revelo" in row and "velovi" in row
+    ]
+    return "\n".join([table, *ratios])
 
 
 def main() -> None:
@@ -212,9 +471,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-obs", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--n-vars", type=int, default=2_000)
-    parser.add_argument("--methods", nargs="+", default=["revelo", "velovi"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--max-epochs", type=int, default=None)
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds per training")
+    parser.add_argument("--min-epochs", type=int, default=3, help="epochs run whatever the limit")
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--precision", default=None, help='e.g. "bf16-mixed"')
     parser.add_argument("--threads", type=int, default=1)
@@ -226,16 +486,27 @@ def main() -> None:
     threads = limit_threads(args.threads)
     from scvi.model._utils import parse_device_args
 
+    import revelo
+
+    revelo.settings.verbosity = "warning"
+    revelo.settings.n_jobs = args.threads
     _, _, device = parse_device_args(args.accelerator, "auto", return_device="torch")
     env = environment()
     env["device"] = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     env["threads"] = threads
-    rows = []
+    env["revelo_n_jobs"] = revelo.settings.n_jobs
+    rows: list[dict[str, Any]] = []
+
+    def save(current: dict[str, Any] | None = None) -> None:
+        done = rows if current is None else [*rows, current]
+        write_json(args.out, {"environment": env, "options": vars(args), "rows": done})
+
     for n_obs in args.n_obs:
+        print(f"{n_obs:,} cells × {args.n_vars:,} genes", flush=True)
         start = time.perf_counter()
-        rows.append(run_size(n_obs, args, device))
+        rows.append(run_size(n_obs, args, device, save))
         rows[-1]["wall_seconds"] = time.perf_counter() - start
-        write_json(args.out, {"environment": env, "options": vars(args), "rows": rows})
+        save()
         print(_table(rows[-1:]), flush=True)
     print(f"\ndevice {env['device']}, torch threads {threads['torch_num_threads']}")
     print(_table(rows))
