@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict:
         warnings.simplefilter("ignore")
         model.train(accelerator="cpu", enable_progress_bar=False)
         model.add_outputs(adata)
-        states = model.get_state_assignment(hard_assignment=True).to_numpy()
+        states = model.get_state_assignment(hard_assignment=True)[0].to_numpy()
         scores = revelo.tl.cross_boundary_correctness(
             adata, cluster_key=CLUSTER_KEY, edges=edges
         ).scores

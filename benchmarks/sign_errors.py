@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = revelo.REVELO(adata, **({} if margin is None else {"state_prior_margin": margin}))
     model.train(accelerator="cpu", enable_progress_bar=False)
     velocity = model.get_velocity(return_numpy=True)
-    states = model.get_state_assignment().argmax(-1)
+    states = model.get_state_assignment()[0].argmax(-1)
 
     truth = np.asarray(adata.layers["true_velocity"])
     signed = np.abs(truth) > 1e-8

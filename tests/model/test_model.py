@@ -57,10 +57,10 @@ def test_query_shapes_and_indices(trained):
     with pytest.raises(ValueError, match="velo_mode"):
         trained.get_velocity(velo_mode="total")
 
-    soft = trained.get_state_assignment(indices=idx, n_samples=2)
+    soft, _ = trained.get_state_assignment(indices=idx, n_samples=2)
     assert soft.shape == (3, g, 4)
     np.testing.assert_allclose(soft.sum(-1), 1.0, rtol=1e-5)
-    hard = trained.get_state_assignment(indices=idx, n_samples=2, hard_assignment=True)
+    hard, _ = trained.get_state_assignment(indices=idx, n_samples=2, hard_assignment=True)
     assert hard.shape == (3, g)
     assert set(np.unique(hard.to_numpy().astype(str))) <= set(revelo.REVELO.state_names)
 

@@ -112,7 +112,7 @@ def test_directional_uncertainty_equals_naive_statistics_of_the_draws(model):
     indices = [5, 0, 17, 199, 42]
     genes = list(adata.var_names[2:15])
     torch.manual_seed(3)
-    frame = model.get_directional_uncertainty(
+    frame, _ = model.get_directional_uncertainty(
         n_samples=6, indices=indices, gene_list=genes, batch_size=len(indices)
     )
     assert list(frame.columns) == DIRECTIONAL
@@ -133,11 +133,11 @@ def test_directional_uncertainty_equals_naive_statistics_of_the_draws(model):
 
 def test_directional_uncertainty_is_seeded_and_covers_all_cells(model):
     torch.manual_seed(0)
-    first = model.get_directional_uncertainty(n_samples=5, batch_size=64)
+    first, _ = model.get_directional_uncertainty(n_samples=5, batch_size=64)
     torch.manual_seed(0)
-    second = model.get_directional_uncertainty(n_samples=5, batch_size=64)
+    second, _ = model.get_directional_uncertainty(n_samples=5, batch_size=64)
     torch.manual_seed(1)
-    other = model.get_directional_uncertainty(n_samples=5, batch_size=64)
+    other, _ = model.get_directional_uncertainty(n_samples=5, batch_size=64)
     pd.testing.assert_frame_equal(first, second)
     assert not np.allclose(first.to_numpy(), other.to_numpy())
     assert first.shape == (model.adata.n_obs, len(DIRECTIONAL))
@@ -160,7 +160,7 @@ def test_default_minibatch_keeps_the_draws_within_budget(model, monkeypatch):
             yield stack
 
     monkeypatch.setattr(uncertainty_module, "posterior_stacks", recording)
-    result = model.get_directional_uncertainty(n_samples=5)
+    result, _ = model.get_directional_uncertainty(n_samples=5)
     assert len(sizes) == -(-model.adata.n_obs // 30)
     assert max(sizes) <= budget
     assert list(result.index) == list(model.adata.obs_names)
@@ -181,10 +181,10 @@ def _widen_posterior(model, monkeypatch, shift: float) -> None:
 
 def test_wider_posterior_means_larger_directional_uncertainty(model, monkeypatch):
     torch.manual_seed(0)
-    narrow = model.get_directional_uncertainty(n_samples=20)
+    narrow, _ = model.get_directional_uncertainty(n_samples=20)
     _widen_posterior(model, monkeypatch, 2.0)
     torch.manual_seed(0)
-    wide = model.get_directional_uncertainty(n_samples=20)
+    wide, _ = model.get_directional_uncertainty(n_samples=20)
     agreement = "directional_cosine_sim_mean"
     assert (wide[agreement] < narrow[agreement]).mean() > 0.75
     assert wide[agreement].mean() < narrow[agreement].mean() - 0.02
@@ -264,7 +264,7 @@ def test_permutation_scores(model):
     adata = model.adata
     before = adata.copy()
     torch.manual_seed(0)
-    scores = model.get_permutation_scores("clusters", n_samples=3)
+    scores, _ = model.get_permutation_scores("clusters", n_samples=3)
     types = adata.obs["clusters"].cat.categories
     assert scores.shape == (adata.n_vars, len(types))
     assert list(scores.index) == list(adata.var_names)
@@ -313,7 +313,7 @@ def test_add_outputs_takes_uncertainty_and_means_from_the_same_draws(model):
     torch.manual_seed(1)
     velocity = model.get_velocity(adata, n_samples=4, batch_size=64, return_numpy=True)
     torch.manual_seed(1)
-    separate = model.get_directional_uncertainty(
+    separate, _ = model.get_directional_uncertainty(
         adata, n_samples=4, gene_list=genes, batch_size=64
     )
     np.testing.assert_allclose(adata.layers["velocity"], velocity, rtol=1e-5, atol=1e-7)
@@ -321,5 +321,7 @@ def test_add_outputs_takes_uncertainty_and_means_from_the_same_draws(model):
         np.testing.assert_allclose(adata.obs[key], separate[key], rtol=1e-5, atol=1e-9)
     # Draws of another seed give other statistics, so the comparison above can fail.
     torch.manual_seed(2)
-    other = model.get_directional_uncertainty(adata, n_samples=4, gene_list=genes, batch_size=64)
+    other, _ = model.get_directional_uncertainty(
+        adata, n_samples=4, gene_list=genes, batch_size=64
+    )
     assert not np.allclose(adata.obs["directional_variance"], other["directional_variance"])

@@ -158,7 +158,7 @@ def _write_uncertainty(
         frames.append(
             model.get_directional_uncertainty(
                 adata, n_samples=n_samples, gene_list=gene_list, batch_size=batch_size
-            )
+            )[0]
         )
     if extrinsic and "X_umap" in adata.obsm and "distances" in adata.obsp and genes.any():
         frames.append(

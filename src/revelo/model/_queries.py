@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -11,13 +11,14 @@ import torch
 
 from revelo._constants import REGISTRY_KEYS, STATE_NAMES
 from revelo._threads import with_thread_limit
-from revelo._validation import check_trained
+from revelo._validation import check_choice, check_trained
 from revelo.module import covariates_of
 
+from ._compat import check_latent_dim, check_statistic, query_values
 from ._data import query_batches
 from ._docs import query_docs
 from ._outputs import write_outputs
-from ._posterior import posterior_means
+from ._posterior import observed_abundances
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -27,29 +28,12 @@ class QueryMixin:
     """Queries of a scvi-tools model whose module is a :class:`~revelo.module.REVELOVAE`.
 
     Every per-cell query averages :meth:`~revelo.module.REVELOVAE.posterior_fit` over posterior
-    draws (:func:`~revelo.model._posterior.posterior_means`), one minibatch at a time.
+    draws (:func:`~revelo.model._posterior.posterior_means`), one minibatch at a time, or
+    returns every draw. The queries take VeloVI's arguments, in VeloVI's order and with its
+    meaning, and return what VeloVI returns (:mod:`revelo.model._compat`).
     """
 
     state_names = STATE_NAMES
-
-    def _posterior_means(
-        self,
-        keys: Sequence[str],
-        adata: AnnData | None,
-        indices: Sequence[int] | None,
-        n_samples: int,
-        batch_size: int | None,
-    ) -> tuple[AnnData, np.ndarray, dict[str, np.ndarray]]:
-        adata, indices, batches = query_batches(self, adata, indices, batch_size)
-        return adata, indices, posterior_means(self.module, batches, keys, n_samples, self.device)
-
-    @staticmethod
-    def _frame(
-        values: np.ndarray, adata: AnnData, indices: np.ndarray, return_numpy: bool
-    ) -> np.ndarray | pd.DataFrame:
-        if return_numpy:
-            return values
-        return pd.DataFrame(values, index=adata.obs_names[indices], columns=adata.var_names)
 
     @query_docs
     @with_thread_limit
@@ -59,8 +43,10 @@ class QueryMixin:
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
         give_mean: bool = True,
+        mc_samples: int = 5000,
         batch_size: int | None = None,
         return_dist: bool = False,
+        dataloader: Iterable[dict[str, torch.Tensor]] | None = None,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Posterior mean (or one draw) of z per cell, cells × ``n_latent``.
 
@@ -70,14 +56,23 @@ class QueryMixin:
         %(indices)s
         give_mean
             Return the posterior mean instead of a draw.
+        mc_samples
+            Accepted for scvi-tools' signature and not used: q(z | u, s) is Gaussian, so its
+            mean needs no Monte Carlo estimate.
         %(batch_size)s
         return_dist
             Return ``(mean, variance)`` of q(z | u, s) instead.
+        dataloader
+            Minibatches to encode instead of ``adata``, ``indices`` and ``batch_size``:
+            dictionaries of the registered tensors, e.g. from ``model._make_data_loader``.
         """
-        _, _, batches = query_batches(self, adata, indices, batch_size)
+        if dataloader is None:
+            _, _, dataloader = query_batches(self, adata, indices, batch_size)
+        else:
+            check_trained(self.is_trained_, "get_latent_representation")
         self.module.eval()
         means, variances, draws = [], [], []
-        for batch in batches:
+        for batch in dataloader:
             out = self.module.inference(
                 batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.U_KEY], covariates_of(batch)
             )
@@ -94,9 +89,13 @@ class QueryMixin:
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        gene_list: Sequence[str] | None = None,
+        time_statistic: Literal["mean", "max"] = "mean",
         n_samples: int = 25,
+        n_samples_overall: int | None = None,
         batch_size: int | None = None,
-        return_numpy: bool = False,
+        return_mean: bool = True,
+        return_numpy: bool | None = None,
     ) -> np.ndarray | pd.DataFrame:
         """Per-gene latent time of each cell on [0, t_max], cells × genes.
 
@@ -112,15 +111,34 @@ class QueryMixin:
         ----------
         %(adata)s
         %(indices)s
+        %(gene_list)s
+        time_statistic
+            ``"mean"``: the time weighted by the state probabilities, as above. ``"max"``: the
+            time of the most probable of the three timed states, per draw.
         %(n_samples)s
+        %(n_samples_overall)s
         %(batch_size)s
-        return_numpy
-            Return an array instead of a DataFrame indexed by cells with genes as columns.
+        %(return_mean)s
+        %(return_numpy)s
+
+        Returns
+        -------
+        %(returns_draws)s
         """
-        adata, indices, out = self._posterior_means(
-            ("time",), adata, indices, n_samples, batch_size
+        key = "time_map" if check_statistic("time_statistic", time_statistic) else "time"
+        result = query_values(
+            self,
+            (key,),
+            adata,
+            indices,
+            gene_list=gene_list,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            return_numpy=return_numpy,
+            n_samples_overall=n_samples_overall,
         )
-        return self._frame(out["time"], adata, indices, return_numpy)
+        return result.shaped(result.values[key])
 
     @query_docs
     @with_thread_limit
@@ -128,10 +146,15 @@ class QueryMixin:
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        gene_list: Sequence[str] | None = None,
         n_samples: int = 25,
-        velo_mode: Literal["spliced", "unspliced"] = "spliced",
+        n_samples_overall: int | None = None,
         batch_size: int | None = None,
-        return_numpy: bool = False,
+        return_mean: bool = True,
+        return_numpy: bool | None = None,
+        velo_statistic: Literal["mean", "max"] = "mean",
+        velo_mode: Literal["spliced", "unspliced"] = "spliced",
+        clip: bool = False,
     ) -> np.ndarray | pd.DataFrame:
         """Velocity per cell and gene, the mean over ``n_samples`` posterior draws.
 
@@ -145,19 +168,49 @@ class QueryMixin:
         ----------
         %(adata)s
         %(indices)s
+        %(gene_list)s
         %(n_samples)s
+        %(n_samples_overall)s
+        %(batch_size)s
+        %(return_mean)s
+        %(return_numpy)s
+        velo_statistic
+            ``"mean"``: the velocity weighted by the state probabilities, as above. ``"max"``:
+            the velocity of the most probable state, per draw.
         velo_mode
             ``"spliced"`` (ds/dt) or ``"unspliced"`` (du/dt).
-        %(batch_size)s
-        return_numpy
-            Return an array instead of a DataFrame.
+        clip
+            Raise velocities below minus the cell's observed abundance (spliced for ds/dt,
+            unspliced for du/dt, in the velocities' units) to it, so that one unit of time
+            cannot take the abundance below 0. Off by default, unlike VeloVI, so that the
+            velocities are those that :meth:`add_outputs` writes.
+
+        Returns
+        -------
+        %(returns_draws)s
         """
-        key = {"spliced": "velocity", "unspliced": "velocity_u"}.get(velo_mode)
-        if key is None:
-            msg = f"velo_mode must be 'spliced' or 'unspliced', got {velo_mode!r}."
-            raise ValueError(msg)
-        adata, indices, out = self._posterior_means((key,), adata, indices, n_samples, batch_size)
-        return self._frame(out[key], adata, indices, return_numpy)
+        check_choice("velo_mode", velo_mode, ("spliced", "unspliced"))
+        key = {"spliced": "velocity", "unspliced": "velocity_u"}[velo_mode]
+        if check_statistic("velo_statistic", velo_statistic):
+            key += "_map"
+        result = query_values(
+            self,
+            (key,),
+            adata,
+            indices,
+            gene_list=gene_list,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            return_numpy=return_numpy,
+            n_samples_overall=n_samples_overall,
+        )
+        velocity = result.values[key]
+        if clip:
+            spliced, unspliced = observed_abundances(self, result.adata)
+            observed = unspliced if velo_mode == "unspliced" else spliced
+            velocity = np.maximum(velocity, -observed[result.indices][:, result.genes])
+        return result.shaped(velocity)
 
     @query_docs
     @with_thread_limit
@@ -165,36 +218,56 @@ class QueryMixin:
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        gene_list: Sequence[str] | None = None,
         hard_assignment: bool = False,
         n_samples: int = 25,
         batch_size: int | None = None,
-    ) -> np.ndarray | pd.DataFrame:
+        return_mean: bool = True,
+        return_numpy: bool | None = None,
+    ) -> tuple[np.ndarray | pd.DataFrame, list[str]]:
         """Posterior probabilities of the four kinetic states per cell and gene.
 
         Parameters
         ----------
         %(adata)s
         %(indices)s
+        %(gene_list)s
         hard_assignment
-            Return the most probable state's name per cell and gene (a DataFrame of
-            categoricals) instead of probabilities.
+            Return the most probable state's name per cell and gene instead of probabilities.
         %(n_samples)s
         %(batch_size)s
+        %(return_mean)s
+        return_numpy
+            Hard assignment: return an array of names instead of a DataFrame of categoricals
+            indexed by cells with genes as columns. The probabilities are always an array.
 
         Returns
         -------
-        Soft: an array cells × genes × 4, the states ordered as ``revelo.REVELO.state_names``.
-        Hard: a DataFrame cells × genes of state names.
+        ``(states, state_names)``, as VeloVI returns them. ``state_names`` lists the four
+        states in the order of the probabilities' last axis (``revelo.REVELO.state_names``).
+        ``states``: soft, an array cells × genes × 4 (draws × cells × genes × 4 for separate
+        draws); hard, the names of the most probable states, a DataFrame cells × genes (an
+        array draws × cells × genes for separate draws).
         """
-        adata, indices, out = self._posterior_means(
-            ("state_probs",), adata, indices, n_samples, batch_size
+        result = query_values(
+            self,
+            ("state_probs",),
+            adata,
+            indices,
+            gene_list=gene_list,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            return_numpy=return_numpy,
         )
-        probs = out["state_probs"]
+        probs = result.values["state_probs"]
+        names = list(STATE_NAMES)
         if not hard_assignment:
-            return probs
-        names = np.asarray(STATE_NAMES)[probs.argmax(-1)]
-        frame = self._frame(names, adata, indices, return_numpy=False)
-        return frame.astype(pd.CategoricalDtype(list(STATE_NAMES)))
+            return probs, names
+        hard = np.asarray(names)[probs.argmax(-1)]
+        if result.as_array:
+            return hard, names
+        return result.shaped(hard).astype(pd.CategoricalDtype(names)), names
 
     @query_docs
     @with_thread_limit
@@ -202,9 +275,12 @@ class QueryMixin:
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        gene_list: Sequence[str] | None = None,
         n_samples: int = 25,
         batch_size: int | None = None,
-        return_numpy: bool = False,
+        return_mean: bool = True,
+        return_numpy: bool | None = None,
+        restrict_to_latent_dim: int | None = None,
     ) -> tuple[np.ndarray | pd.DataFrame, np.ndarray | pd.DataFrame]:
         """Fitted ``(spliced, unspliced)`` per cell and gene, in the velocities' units.
 
@@ -215,18 +291,33 @@ class QueryMixin:
         ----------
         %(adata)s
         %(indices)s
+        %(gene_list)s
         %(n_samples)s
         %(batch_size)s
-        return_numpy
-            Return arrays instead of DataFrames.
+        %(return_mean)s
+        %(return_numpy)s
+        restrict_to_latent_dim
+            Decode each draw of z with every dimension but this one (0-based) set to 0, the
+            prior mean: the fit that one latent dimension explains.
+
+        Returns
+        -------
+        ``(spliced, unspliced)``, each shaped as follows. %(returns_draws)s
         """
-        adata, indices, out = self._posterior_means(
-            ("fit_s", "fit_u"), adata, indices, n_samples, batch_size
+        check_latent_dim(restrict_to_latent_dim, self.module.n_latent)
+        result = query_values(
+            self,
+            ("fit_s", "fit_u"),
+            adata,
+            indices,
+            gene_list=gene_list,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            return_numpy=return_numpy,
+            latent_dim=restrict_to_latent_dim,
         )
-        return (
-            self._frame(out["fit_s"], adata, indices, return_numpy),
-            self._frame(out["fit_u"], adata, indices, return_numpy),
-        )
+        return result.shaped(result.values["fit_s"]), result.shaped(result.values["fit_u"])
 
     @query_docs
     @with_thread_limit
@@ -234,9 +325,11 @@ class QueryMixin:
         self,
         adata: AnnData | None = None,
         indices: Sequence[int] | None = None,
+        gene_list: Sequence[str] | None = None,
         n_samples: int = 25,
         batch_size: int | None = None,
-        return_numpy: bool = False,
+        return_mean: bool = True,
+        return_numpy: bool | None = None,
     ) -> np.ndarray | pd.DataFrame:
         """Log-likelihood of each cell's observed (u, s) per gene under the fitted model.
 
@@ -244,15 +337,28 @@ class QueryMixin:
         ----------
         %(adata)s
         %(indices)s
+        %(gene_list)s
         %(n_samples)s
         %(batch_size)s
-        return_numpy
-            Return an array instead of a DataFrame.
+        %(return_mean)s
+        %(return_numpy)s
+
+        Returns
+        -------
+        %(returns_draws)s
         """
-        adata, indices, out = self._posterior_means(
-            ("log_likelihood",), adata, indices, n_samples, batch_size
+        result = query_values(
+            self,
+            ("log_likelihood",),
+            adata,
+            indices,
+            gene_list=gene_list,
+            n_samples=n_samples,
+            batch_size=batch_size,
+            return_mean=return_mean,
+            return_numpy=return_numpy,
         )
-        return self._frame(out["log_likelihood"], adata, indices, return_numpy)
+        return result.shaped(result.values["log_likelihood"])
 
     @query_docs
     @with_thread_limit

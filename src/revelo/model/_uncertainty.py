@@ -12,9 +12,10 @@ from anndata import AnnData
 from scipy.stats import ttest_ind
 
 from revelo._constants import EXPRESSION_KEYS
-from revelo._threads import with_thread_limit
+from revelo._threads import limit_threads, with_thread_limit
 from revelo._validation import check_neighbors, check_positive_int, gene_mask
 
+from ._compat import permuted_anndata, thread_count
 from ._data import TensorBatches, query_batches
 from ._docs import query_docs
 from ._posterior import observed_abundances, posterior_stacks
@@ -53,7 +54,7 @@ def _cosine_statistics(samples: torch.Tensor, *, center: bool = True) -> dict[st
     -------
     Per-cell tensors: ``variance`` and ``difference`` (95th minus 5th percentile) of the angles
     in radians, and ``cosine_sim_variance``, ``cosine_sim_difference`` and ``cosine_sim_mean``
-    of the cosine similarities.
+    of the cosine similarities; and ``cosine``, the cosine similarities, draws × cells.
     """
     # float64: angles of nearly parallel draws come from cosines close to 1
     samples = samples.double()
@@ -74,6 +75,7 @@ def _cosine_statistics(samples: torch.Tensor, *, center: bool = True) -> dict[st
         "cosine_sim_variance": cosine.var(0, unbiased=False),
         "cosine_sim_difference": cosine_range[1] - cosine_range[0],
         "cosine_sim_mean": cosine.mean(0),
+        "cosine": cosine,
     }
 
 
@@ -118,12 +120,13 @@ class UncertaintyMixin:
     def get_directional_uncertainty(
         self,
         adata: AnnData | None = None,
-        *,
         n_samples: int = 50,
-        indices: Sequence[int] | None = None,
         gene_list: Sequence[str] | None = None,
+        n_jobs: int = -1,
+        *,
+        indices: Sequence[int] | None = None,
         batch_size: int | None = None,
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """Intrinsic uncertainty: how much a cell's velocity direction varies over the posterior.
 
         For each cell, ``n_samples`` velocities (ds/dt, one per posterior draw of z) are centred
@@ -136,15 +139,21 @@ class UncertaintyMixin:
         %(adata)s
         n_samples
             Posterior draws per cell (at least 2).
-        %(indices)s
         gene_list
             Genes whose velocities enter the cosines; all by default.
+        n_jobs
+            Threads for the computation: ``-1`` (the default) uses ``revelo.settings.n_jobs``
+            (every CPU this process may use unless set lower), ``-2`` one fewer, and so on,
+            as joblib counts them in VeloVI.
+        %(indices)s
         batch_size
             Cells per minibatch; by default as many as keep the draws near 16 MiB.
 
         Returns
         -------
-        DataFrame indexed by cells with columns
+        ``(frame, cosine_similarities)``, as VeloVI returns them. ``cosine_similarities`` is an
+        array cells × ``n_samples``: each draw's cosine similarity to the cell's mean velocity.
+        ``frame`` is a DataFrame indexed by cells with columns
 
         - ``directional_variance``: variance of the angles (radians) between the draws and
           their mean;
@@ -157,21 +166,27 @@ class UncertaintyMixin:
         Large variances and differences and a small mean mean an uncertain direction.
         """
         _check_n_samples(n_samples)
+        threads = thread_count(n_jobs)
         batch_size = batch_size or _draw_batch_size(n_samples, self.summary_stats.n_vars)
         adata, indices, batches = query_batches(self, adata, indices, batch_size)
         genes = gene_mask(adata.var_names, gene_list, name="gene_list")
         genes = torch.from_numpy(genes).to(self.device)
-        parts = [
-            _cosine_statistics(draws[..., genes])
-            for draws in posterior_stacks(self.module, batches, "velocity", n_samples, self.device)
-        ]
-        return pd.DataFrame(
+        with limit_threads(threads):
+            parts = [
+                _cosine_statistics(draws[..., genes])
+                for draws in posterior_stacks(
+                    self.module, batches, "velocity", n_samples, self.device
+                )
+            ]
+        frame = pd.DataFrame(
             {
                 f"directional_{name}": torch.cat([part[name] for part in parts]).cpu().numpy()
                 for name in _STATISTICS
             },
             index=adata.obs_names[indices],
         )
+        cosines = torch.cat([part["cosine"] for part in parts], dim=1).T
+        return frame, cosines.cpu().numpy()
 
     @with_thread_limit
     def get_extrinsic_uncertainty(
@@ -257,11 +272,11 @@ class UncertaintyMixin:
     def get_permutation_scores(
         self,
         labels_key: str,
-        *,
         adata: AnnData | None = None,
+        *,
         n_samples: int = 10,
         batch_size: int | None = None,
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, AnnData]:
         """Per gene and cell type, how much worse the fit gets when u and s are decoupled.
 
         Within each cell type, every gene's spliced values and, independently, its unspliced
@@ -272,7 +287,7 @@ class UncertaintyMixin:
         model captures in a type score high; genes whose (u, s) carry no kinetic signal there
         score near 0. The statistic grows with the square root of the type's size, so compare
         scores within a type rather than across types of very different sizes. ``adata`` is
-        not modified.
+        not modified; the shuffled data come back as a copy of it.
 
         Parameters
         ----------
@@ -286,8 +301,11 @@ class UncertaintyMixin:
 
         Returns
         -------
-        DataFrame genes × cell types of Welch t-statistics (original minus shuffled
-        log-likelihood); NaN for types with fewer than two cells.
+        ``(scores, permuted_adata)``, as VeloVI returns them. ``scores``: a DataFrame genes ×
+        cell types of Welch t-statistics (original minus shuffled log-likelihood); NaN for
+        types with fewer than two cells. ``permuted_adata``: a copy of ``adata`` whose
+        registered layers hold the shuffled values that were scored (as the model reads them,
+        in float32, cast back to each layer's dtype), not registered with the model yet.
         """
         adata, _, checked = query_batches(self, adata, None, batch_size)
         if labels_key not in adata.obs:
@@ -321,9 +339,10 @@ class UncertaintyMixin:
             with np.errstate(divide="ignore", invalid="ignore"):
                 result = ttest_ind(original[in_type], shuffled[in_type], axis=0, equal_var=False)
             scores[:, code] = result.statistic
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             scores, index=adata.var_names, columns=pd.Index(labels.categories, name=labels_key)
         )
+        return frame, permuted_anndata(self, adata, permuted)
 
 
 def _draw_batch_size(n_samples: int, n_genes: int) -> int:

@@ -27,6 +27,7 @@ from ._legacy import upgrade_state_dict
 from ._observation import observation_model, softplus_inverse
 from ._regimes import FULL, repression_from_start, state_logit_offset
 from ._time import time_model
+from ._velovi import VeloVINamesMixin
 
 
 def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn.Parameter:
@@ -35,7 +36,7 @@ def _gene_parameter(init: np.ndarray | None, default: float, n_genes: int) -> nn
     return nn.Parameter(softplus_inverse(value))
 
 
-class REVELOVAE(AnchoringMixin, CovariateMixin, BaseModuleClass):
+class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClass):
     """Variational autoencoder whose decoder is the splicing ODE.
 
     The encoder maps a cell's (spliced, unspliced) profile to q(z) = N(μ, σ²). The decoder maps
