@@ -273,6 +273,13 @@ def test_revelo_only_shapes_of_the_velovi_arguments(models):
     scale = np.abs(mean).max()
     np.testing.assert_allclose(top[certain], mean[certain], rtol=1e-2, atol=1e-4 * scale)
     assert not np.allclose(top, mean)
+    # scvi-tools' dataloader argument: the same encoding as from adata
+    loader = model._make_data_loader(adata=model.adata, batch_size=128)
+    np.testing.assert_allclose(
+        model.get_latent_representation(dataloader=loader),
+        model.get_latent_representation(),
+        atol=1e-6,
+    )
     # n_jobs counts as joblib does in VeloVI: -1 all threads revelo may use, -2 one fewer
     for n_jobs in (-1, -2, 1):
         frame, _ = model.get_directional_uncertainty(n_samples=2, n_jobs=n_jobs)
