@@ -49,7 +49,9 @@ def write_outputs(
         if "velocity_genes" in adata.var
         else np.ones(adata.n_vars, dtype=bool)
     )
-    out, directional = _posterior_pass(model, batches, n_samples, prior if uncertainty else None)
+    out, directional = _posterior_pass(
+        model, batches, adata.shape, n_samples, prior if uncertainty else None
+    )
     adata.layers["velocity"] = out["velocity"]
     adata.layers["velocity_u"] = out["velocity_u"]
     adata.layers["fit_t"] = out["time"]
@@ -105,16 +107,18 @@ def write_outputs(
 
 @torch.inference_mode()
 def _posterior_pass(
-    model: REVELO, batches, n_samples: int, genes: np.ndarray | None
+    model: REVELO, batches, shape: tuple[int, int], n_samples: int, genes: np.ndarray | None
 ) -> tuple[dict[str, np.ndarray], tuple[dict[str, np.ndarray], list[np.ndarray]] | None]:
     """Posterior means of ``_POSTERIOR_KEYS`` and, from the same draws, directional statistics.
 
     The statistics are those of :meth:`~revelo.REVELO.get_directional_uncertainty` over
     ``genes``, restricted per minibatch to the genes whose velocity is finite in every draw; the
     masks used are returned with them (``None`` for both when ``genes`` is ``None``). One
-    minibatch's draws of the velocity are held at a time.
+    minibatch's draws of the velocity are held at a time, and the means (cells × genes,
+    ``shape``) are written in place, so the peak holds one copy of them.
     """
-    means: dict[str, list[np.ndarray]] = {key: [] for key in _POSTERIOR_KEYS}
+    out: dict[str, np.ndarray] = {}
+    start = 0
     parts: list[dict[str, torch.Tensor]] = []
     used: list[np.ndarray] = []
     for draws in posterior_draws(model.module, batches, _POSTERIOR_KEYS, n_samples, model.device):
@@ -125,14 +129,16 @@ def _posterior_pass(
                 sums[key] = draw[key] if key not in sums else sums[key] + draw[key]
             if genes is not None:
                 velocities.append(draw["velocity"])
+        stop = start + len(sums["velocity"])
         for key in _POSTERIOR_KEYS:
-            means[key].append((sums[key] / n_samples).cpu().numpy())
+            mean = (sums[key] / n_samples).cpu().numpy()
+            out.setdefault(key, np.empty(shape, dtype=mean.dtype))[start:stop] = mean
+        start = stop
         if genes is not None:
             stack = torch.stack(velocities)
             mask = genes & torch.isfinite(stack).all(0).all(0).cpu().numpy()
             used.append(mask)
             parts.append(_cosine_statistics(stack[..., torch.from_numpy(mask).to(stack.device)]))
-    out = {key: np.concatenate(values) for key, values in means.items()}
     if genes is None:
         return out, None
     statistics = {
