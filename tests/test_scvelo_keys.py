@@ -142,6 +142,25 @@ def test_fit_likelihood_is_scvelos_likelihood_of_the_same_residuals():
     assert np.isnan(curve_likelihood(np.zeros((5, 1)), np.ones((5, 1)), u[:5, None], s[:5, None]))
 
 
+def test_dynamics_columns_in_blocks_of_genes_equal_gene_by_gene(monkeypatch):
+    # The columns are computed a block of genes at a time (to bound memory); blocks that split
+    # the genes give each gene what it gets alone.
+    from revelo import _utils
+    from revelo._scvelo_keys import dynamics_columns
+
+    rng = np.random.default_rng(0)
+    u, s = rng.gamma(2.0, 1.0, (2, 300, 8))
+    fit_u, fit_s = u + rng.normal(0, 0.3, u.shape), s + rng.normal(0, 0.3, s.shape)
+    monkeypatch.setattr(_utils, "GENE_BLOCK", 3)
+    blocked = dynamics_columns(u, s, fit_u, fit_s)
+    for gene in range(u.shape[1]):
+        alone = dynamics_columns(*(x[:, [gene]] for x in (u, s, fit_u, fit_s)))
+        for key, column in alone.items():
+            np.testing.assert_allclose(blocked[key][gene], column[0], err_msg=key)
+    assert set(blocked) >= {"fit_likelihood", "fit_std_u", "fit_pval_steady", "fit_u0"}
+    assert all(len(column) == u.shape[1] for column in blocked.values())
+
+
 def test_likelihood_columns_on_a_fitted_model(fitted):
     _, adata = fitted
     likelihood = adata.var["fit_likelihood"].to_numpy()

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from revelo._utils import chunks
+
 #: Percentile above which scVelo leaves cells out of a gene's spread (outliers).
 _UPPER_PERCENTILE = 99.0
 #: scVelo scores the fit on the cells beyond this fraction of the gene's largest u and s.
@@ -263,9 +265,21 @@ def dynamics_columns(
     :func:`curve_likelihood`.
     """
     n_genes = np.shape(unspliced)[1]
+    # A block of genes at a time: the float64 copies stay a fraction of the cells × genes data.
+    blocks = [
+        {
+            **curve_statistics(
+                unspliced[:, block],
+                spliced[:, block],
+                fit_unspliced[:, block],
+                fit_spliced[:, block],
+            ),
+            **data_statistics(unspliced[:, block], spliced[:, block]),
+        }
+        for block in chunks(n_genes)
+    ]
     return {
-        **curve_statistics(unspliced, spliced, fit_unspliced, fit_spliced),
-        **data_statistics(unspliced, spliced),
+        **{key: np.concatenate([block[key] for block in blocks]) for key in blocks[0]},
         "fit_u0": np.zeros(n_genes),
         "fit_s0": np.zeros(n_genes),
         "fit_alignment_scaling": np.ones(n_genes),

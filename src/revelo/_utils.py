@@ -28,3 +28,19 @@ def to_dense(matrix, dtype: DTypeLike | None = None) -> np.ndarray:
     if sparse.issparse(matrix):
         matrix = matrix.toarray()
     return np.asarray(matrix, dtype=dtype)
+
+
+#: Genes per block where a cells × genes array is processed a block of genes at a time.
+GENE_BLOCK = 256
+
+
+def chunks(n: int, size: int | None = None) -> list[slice]:
+    """Consecutive slices of at most ``size`` items covering ``range(n)`` (at least one slice).
+
+    ``size`` defaults to :data:`GENE_BLOCK`.
+
+    Used to bound the temporary copies (float64, ranks, sort orders) of per-gene or per-cell
+    computations to a block instead of the whole cells × genes array.
+    """
+    size = size or GENE_BLOCK
+    return [slice(start, start + size) for start in range(0, max(n, 1), size)]

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
     from ._model import REVELO
 
-#: The per-cell, per-gene posterior means that ``add_outputs`` writes (or reads).
-_POSTERIOR_KEYS = ("velocity", "velocity_u", "time", "fit_s", "fit_u", "log_likelihood")
+#: The per-cell, per-gene posterior means that ``add_outputs`` writes as layers.
+_LAYER_KEYS = ("velocity", "velocity_u", "time", "fit_s", "fit_u")
+#: ... and everything it draws: the log-likelihood is only kept as its mean over cells.
+_POSTERIOR_KEYS = (*_LAYER_KEYS, "log_likelihood")
 
 
 @all_or_nothing
@@ -63,7 +65,7 @@ def write_outputs(
     adata.var["fit_regime"] = pd.Categorical.from_codes(
         model.module.regime.cpu().numpy(), categories=list(REGIMES)
     )
-    log_likelihood = out["log_likelihood"].mean(0)
+    log_likelihood = out["log_likelihood"]
     adata.var["revelo_log_likelihood"] = log_likelihood
     observed_s, observed_u = observed_abundances(model, adata)
     # scVelo's other per-gene keys of a dynamical fit (fit_likelihood, fit_std_u, ...) and the
@@ -111,6 +113,9 @@ def _posterior_pass(
 ) -> tuple[dict[str, np.ndarray], tuple[dict[str, np.ndarray], list[np.ndarray]] | None]:
     """Posterior means of ``_POSTERIOR_KEYS`` and, from the same draws, directional statistics.
 
+    The means of ``_LAYER_KEYS`` are cells × genes (``shape``); the log-likelihood's is
+    averaged over cells as well (a value per gene).
+
     The statistics are those of :meth:`~revelo.REVELO.get_directional_uncertainty` over
     ``genes``, restricted per minibatch to the genes whose velocity is finite in every draw; the
     masks used are returned with them (``None`` for both when ``genes`` is ``None``). One
@@ -130,15 +135,19 @@ def _posterior_pass(
             if genes is not None:
                 velocities.append(draw["velocity"])
         stop = start + len(sums["velocity"])
-        for key in _POSTERIOR_KEYS:
+        for key in _LAYER_KEYS:
             mean = (sums[key] / n_samples).cpu().numpy()
             out.setdefault(key, np.empty(shape, dtype=mean.dtype))[start:stop] = mean
+        # float64 over cells: the sum is that of the float32 means of each minibatch
+        cell_sum = sums["log_likelihood"].double().sum(0).cpu().numpy() / n_samples
+        out["log_likelihood"] = out.get("log_likelihood", 0.0) + cell_sum
         start = stop
         if genes is not None:
             stack = torch.stack(velocities)
             mask = genes & torch.isfinite(stack).all(0).all(0).cpu().numpy()
             used.append(mask)
             parts.append(_cosine_statistics(stack[..., torch.from_numpy(mask).to(stack.device)]))
+    out["log_likelihood"] = out["log_likelihood"] / shape[0]
     if genes is None:
         return out, None
     statistics = {

@@ -8,13 +8,16 @@ import numpy as np
 from scipy import sparse
 from scipy.stats import rankdata
 
-from revelo._utils import to_dense
+from revelo._utils import chunks, to_dense
 from revelo._validation import HINT_VELOCITY, check_layer, root_mask
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from anndata import AnnData
+
+#: Cells per block of the weighted median (its sort order and sums are cells × genes).
+_CELL_BLOCK = 4096
 
 
 def latent_time(
@@ -76,8 +79,10 @@ def latent_time(
     check_layer(adata, fit_t_key, HINT_VELOCITY)
     root = root_mask(adata, root_key, root_cells)
 
-    times = to_dense(adata.layers[fit_t_key], np.float64)
-    genes = ~np.all(np.isnan(times), axis=0)
+    times = adata.layers[fit_t_key]
+    genes = np.concatenate(
+        [~np.all(np.isnan(to_dense(times[:, block])), axis=0) for block in chunks(adata.n_vars)]
+    )
     if "velocity_genes" in adata.var:
         genes &= adata.var["velocity_genes"].to_numpy(dtype=bool)
     weights = np.ones(adata.n_vars)
@@ -102,8 +107,13 @@ def latent_time(
         msg = f"No gene has usable times in layers[{fit_t_key!r}] (all NaN or filtered out)."
         raise ValueError(msg)
 
-    ranks = _gene_ranks(times[:, genes])
-    shared = _weighted_median(ranks, weights[genes])
+    ranks = _gene_ranks(times, np.flatnonzero(genes))
+    shared = np.concatenate(
+        [
+            _weighted_median(ranks[cells], weights[genes])
+            for cells in chunks(adata.n_obs, _CELL_BLOCK)
+        ]
+    ).astype(np.float64)
     if smooth and "connectivities" in adata.obsp:
         shared = _neighbour_average(adata.obsp["connectivities"], shared)
     if root is not None:
@@ -115,11 +125,19 @@ def latent_time(
     return adata if copy else None
 
 
-def _gene_ranks(times: np.ndarray) -> np.ndarray:
-    """Per-gene ranks of the cells' times scaled to [0, 1]; NaN stays NaN."""
-    ranks = rankdata(times, axis=0, nan_policy="omit")
-    counts = np.sum(~np.isnan(times), axis=0)
-    return (ranks - 1) / np.maximum(counts - 1, 1)
+def _gene_ranks(times, genes: np.ndarray) -> np.ndarray:
+    """Ranks over cells of the times of ``genes`` (column indices), scaled to [0, 1].
+
+    NaN stays NaN. Computed a block of genes at a time into one float32 array, so the
+    temporary float64 copies and sort orders hold a block, not every gene.
+    """
+    out = np.empty((times.shape[0], len(genes)), dtype=np.float32)
+    for block in chunks(len(genes)):
+        values = to_dense(times[:, genes[block]], np.float64)
+        ranks = rankdata(values, axis=0, nan_policy="omit")
+        counts = np.sum(~np.isnan(values), axis=0)
+        out[:, block] = (ranks - 1) / np.maximum(counts - 1, 1)
+    return out
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
