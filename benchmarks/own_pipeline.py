@@ -17,8 +17,8 @@ Used by ``python -m benchmarks.run --protocol own``. From the same raw counts:
     scVelo's own: the same filtering, normalisation and ``log1p``,
     ``pp.moments(n_pcs=30, n_neighbors=30)``, ``tl.recover_dynamics`` and
     ``tl.velocity(mode="dynamical")``.
-``scvelo_stochastic``
-    The same preprocessing, then ``tl.velocity(mode="stochastic")``.
+``scvelo_stochastic``, ``scvelo_deterministic``
+    The same preprocessing, then ``tl.velocity(mode="stochastic")`` (or ``"deterministic"``).
 
 All are scored on one UMAP and one neighbour graph built once by scanpy's standard recipe
 (:func:`shared_embedding`: ``normalize_total``, ``log1p``, 2,000 highly variable genes, PCA with
@@ -121,7 +121,7 @@ def velovi_preprocess(adata: AnnData) -> AnnData:
 
 
 def run_scvelo_own(adata: AnnData, mode: str) -> MethodResult:
-    """scVelo's dynamical or stochastic model on its own preprocessed data."""
+    """scVelo's dynamical, stochastic or deterministic model on its own preprocessed data."""
     import scvelo as scv
 
     import revelo
@@ -194,7 +194,7 @@ def run_own(
             )
         elif method == "velovi":
             result = run_velovi(adata, seed=seed, max_epochs=max_epochs)
-        elif method in ("scvelo_dynamical", "scvelo_stochastic"):
+        elif method in ("scvelo_dynamical", "scvelo_stochastic", "scvelo_deterministic"):
             result = run_scvelo_own(adata, method.removeprefix("scvelo_"))
         else:
             msg = f"No own pipeline for {method!r}; choose revelo, velovi or a scVelo mode."
