@@ -238,10 +238,7 @@ def test_computes_velocity_embedding_when_absent(adata):
     adata.var["velocity_genes"] = True
     del adata.obsm["velocity_umap"]
     sc.pp.neighbors(adata, use_rep="X_umap", n_neighbors=15)
-    try:
-        ax = revelo.pl.velocity_embedding(adata, show=False)
-    except NotImplementedError:
-        pytest.skip("revelo.tl.velocity_graph / velocity_embedding not implemented yet")
+    ax = revelo.pl.velocity_embedding(adata, show=False)
     assert "velocity_graph" in adata.uns
     assert "velocity_umap" in adata.obsm
     quiver = _quiver(ax)
