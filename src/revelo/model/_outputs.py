@@ -13,7 +13,7 @@ from revelo._scvelo_keys import dynamics_columns, recover_dynamics_settings, scv
 from revelo.module import REGIMES
 
 from ._data import query_batches
-from ._posterior import observed_abundances, posterior_draws
+from ._posterior import minibatch_means, observed_abundances
 from ._transaction import all_or_nothing
 from ._uncertainty import _STATISTICS, _cosine_statistics, _draw_batch_size
 
@@ -126,20 +126,17 @@ def _posterior_pass(
     start = 0
     parts: list[dict[str, torch.Tensor]] = []
     used: list[np.ndarray] = []
-    for draws in posterior_draws(model.module, batches, _POSTERIOR_KEYS, n_samples, model.device):
-        sums: dict[str, torch.Tensor] = {}
-        velocities = []
-        for draw in draws:
-            for key in _POSTERIOR_KEYS:
-                sums[key] = draw[key] if key not in sums else sums[key] + draw[key]
-            if genes is not None:
-                velocities.append(draw["velocity"])
-        stop = start + len(sums["velocity"])
+    keep = None if genes is None else "velocity"
+    means_per_batch = minibatch_means(
+        model.module, batches, _POSTERIOR_KEYS, n_samples, model.device, keep=keep
+    )
+    for means, velocities in means_per_batch:
+        stop = start + len(means["velocity"])
         for key in _LAYER_KEYS:
-            mean = (sums[key] / n_samples).cpu().numpy()
+            mean = means[key].cpu().numpy()
             out.setdefault(key, np.empty(shape, dtype=mean.dtype))[start:stop] = mean
-        # float64 over cells: the sum is that of the float32 means of each minibatch
-        cell_sum = sums["log_likelihood"].double().sum(0).cpu().numpy() / n_samples
+        # float64 over cells: the sum of the float32 means of each minibatch
+        cell_sum = means["log_likelihood"].double().sum(0).cpu().numpy()
         out["log_likelihood"] = out.get("log_likelihood", 0.0) + cell_sum
         start = stop
         if genes is not None:

@@ -129,18 +129,43 @@ def posterior_means(
 
     Peak memory holds one minibatch's running sums, whatever ``n_samples`` is.
     """
-    check_positive_int("n_samples", n_samples)
     out: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    for means, _ in minibatch_means(
+        module, batches, keys, n_samples, device, genes=genes, latent_dim=latent_dim
+    ):
+        for key in keys:
+            out[key].append(means[key].cpu().numpy())
+    return {key: np.concatenate(parts) for key, parts in out.items()}
+
+
+def minibatch_means(
+    module: REVELOVAE,
+    batches: Iterable[dict[str, torch.Tensor]],
+    keys: Sequence[str],
+    n_samples: int,
+    device: torch.device | str,
+    *,
+    keep: str | None = None,
+    genes: np.ndarray | None = None,
+    latent_dim: int | None = None,
+) -> Iterator[tuple[dict[str, torch.Tensor], list[torch.Tensor]]]:
+    """Per minibatch, the mean over ``n_samples`` draws of each of ``keys`` (running sums).
+
+    With ``keep`` (one of ``keys``), every draw of that key is also kept, for statistics over
+    the draws of one minibatch; otherwise the list is empty.
+    """
+    check_positive_int("n_samples", n_samples)
     for draws in posterior_draws(
         module, batches, keys, n_samples, device, genes=genes, latent_dim=latent_dim
     ):
         sums: dict[str, torch.Tensor] = {}
+        kept: list[torch.Tensor] = []
         for draw in draws:
             for key in keys:
                 sums[key] = draw[key] if key not in sums else sums[key] + draw[key]
-        for key in keys:
-            out[key].append((sums[key] / n_samples).cpu().numpy())
-    return {key: np.concatenate(parts) for key, parts in out.items()}
+            if keep is not None:
+                kept.append(draw[keep])
+        yield {key: value / n_samples for key, value in sums.items()}, kept
 
 
 def posterior_samples(
