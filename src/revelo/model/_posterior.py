@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scvi.module._constants import MODULE_KEYS
 
 from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
 from revelo._validation import check_positive_int
-from revelo.module import REVELOVAE, covariates_of
+from revelo.module import REVELOVAE, covariates_of, reparameterize
 
 from ._data import registered_tensors
 
@@ -66,12 +67,16 @@ def posterior_draws(
 def _draws(module, spliced, unspliced, covariates, keys, n_samples, genes, latent_dim):
     if genes is not None:
         genes = torch.as_tensor(genes, device=spliced.device)
+    # The minibatch is encoded once; each draw samples its own z from that q(z | u, s).
+    encoded = module.inference(spliced, unspliced, covariates)
+    qz = encoded[MODULE_KEYS.QZM_KEY], encoded["qz_log_var"]
     for _ in range(n_samples):
+        z = reparameterize(*qz)
         if latent_dim is None and not any(key in MAP_KEYS for key in keys):
-            fit = module.posterior_fit(spliced, unspliced, covariates=covariates)
+            fit = module.posterior_fit(spliced, unspliced, covariates=covariates, z=z)
         else:
             with _decoding(module, latent_dim) as decoded:
-                fit = module.posterior_fit(spliced, unspliced, covariates=covariates)
+                fit = module.posterior_fit(spliced, unspliced, covariates=covariates, z=z)
             probs = fit["state_probs"]
             maps = [key for key in keys if key in MAP_KEYS]
             fit.update({key: _most_probable(probs, decoded[-1], key) for key in maps})

@@ -175,11 +175,8 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         self.alpha_raw = _gene_parameter(alpha_init, 1.0, n_genes)
         self.beta_raw = _gene_parameter(beta_init, 1.0, n_genes)
         self.gamma_raw = _gene_parameter(gamma_init, 0.5, n_genes)
-        t_switch = (
-            np.full(n_genes, 0.35 * t_max, dtype=np.float32)
-            if switch_time_init is None
-            else np.clip(switch_time_init, 0.02 * t_max, 0.98 * t_max).astype(np.float32)
-        )
+        start = np.full(n_genes, 0.35 * t_max) if switch_time_init is None else switch_time_init
+        t_switch = np.clip(start, 0.02 * t_max, 0.98 * t_max).astype(np.float32)
         self.switch_raw = nn.Parameter(torch.logit(torch.from_numpy(t_switch / self.t_max)))
         # Observed unspliced = scaling × kinetic unspliced: u and s are scaled separately per
         # gene in preprocessing, which would otherwise break the shared β of the two equations.
@@ -443,8 +440,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         unspliced: torch.Tensor,
         use_mean: bool = False,
         covariates: dict | None = None,
+        z: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Per-cell, per-gene fit for one posterior draw of z (or its mean).
+        """Per-cell, per-gene fit for one posterior draw of z (or its mean; or ``z`` if given).
 
         State probabilities are the posterior responsibilities given the observed (u, s), and
         every returned quantity but the time is their weighted mean over the four states. The
@@ -462,8 +460,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         Dictionary with ``state_probs`` (cells × genes × 4) and cells × genes tensors ``time``,
         ``fit_u``, ``fit_s``, ``velocity``, ``velocity_u``, ``log_likelihood``.
         """
-        inference = self.inference(spliced, unspliced, covariates)
-        z = inference[MODULE_KEYS.QZM_KEY] if use_mean else inference[MODULE_KEYS.Z_KEY]
+        if z is None:
+            inference = self.inference(spliced, unspliced, covariates)
+            z = inference[MODULE_KEYS.QZM_KEY] if use_mean else inference[MODULE_KEYS.Z_KEY]
         generative = self.generative(z, covariates)
         log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
         log_lik = torch.logsumexp(log_joint, dim=-1)
