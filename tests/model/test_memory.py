@@ -45,3 +45,19 @@ def test_query_memory_does_not_grow_with_the_number_of_draws(model, monkeypatch)
     # stack of draws would keep all of the minibatch's earlier draws alive.
     assert _most_draws_alive(model, monkeypatch, n_samples=2) <= 1
     assert _most_draws_alive(model, monkeypatch, n_samples=20) <= 1
+
+
+def test_each_minibatch_gives_its_freed_memory_back(model, monkeypatch):
+    # glibc keeps the blocks a minibatch's draws free in its heap, where they fragment over a
+    # long pass; the pass asks for them to be returned after every minibatch.
+    import platform
+
+    from revelo import _memory
+    from revelo.model import _posterior
+
+    calls = []
+    monkeypatch.setattr(_posterior, "release_free_memory", lambda: calls.append(1))
+    model.get_velocity(n_samples=2, batch_size=70, return_numpy=True)
+    assert len(calls) == -(-model.adata.n_obs // 70)
+    if platform.libc_ver()[0] == "glibc":
+        assert _memory.release_free_memory() is True

@@ -11,6 +11,7 @@ import torch
 from scvi.module._constants import MODULE_KEYS
 
 from revelo._constants import EXPRESSION_KEYS, REGISTRY_KEYS
+from revelo._memory import release_free_memory
 from revelo._validation import check_positive_int
 from revelo.module import REVELOVAE, covariates_of, reparameterize
 
@@ -61,6 +62,9 @@ def posterior_draws(
         unspliced = batch[REGISTRY_KEYS.U_KEY].to(device)
         covariates = covariates_of(batch, device)
         yield _draws(module, spliced, unspliced, covariates, keys, n_samples, genes, latent_dim)
+        # The draws of a minibatch free many blocks of megabytes; without this the C heap
+        # fragments and the resident memory of a pass over 10⁵ cells grows by gigabytes.
+        release_free_memory()
 
 
 @torch.inference_mode()
