@@ -103,21 +103,28 @@ def velovi_preprocess(adata: AnnData) -> AnnData:
 
     Each gene's ``Ms`` and ``Mu`` are min-max scaled; scVelo's deterministic model then marks
     velocity genes, and genes with ``velocity_r2 > 0``, ``velocity_gamma > 0`` and
-    ``velocity_genes`` are kept.
+    ``velocity_genes`` are kept. Returns a copy of those genes of ``adata`` (its other layers,
+    graph and annotations included) with the scaled ``Ms``/``Mu``; ``adata`` is not changed.
+    The fit runs on an AnnData holding only the scaled moments, so no copy of every gene's
+    other layers is made.
     """
     import scvelo as scv
+    from anndata import AnnData
 
-    adata = adata.copy()
+    scaled = {}
     for key in ("Ms", "Mu"):
         values = np.asarray(adata.layers[key], dtype=np.float64)
         low, high = values.min(0), values.max(0)
-        adata.layers[key] = ((values - low) / np.where(high > low, high - low, 1.0)).astype(
-            np.float32
-        )
-    scv.tl.velocity(adata, mode="deterministic")
-    var = adata.var
+        scaled[key] = ((values - low) / np.where(high > low, high - low, 1.0)).astype(np.float32)
+    probe = AnnData(obs=adata.obs[[]].copy(), var=adata.var[[]].copy(), layers=scaled)
+    scv.tl.velocity(probe, mode="deterministic")
+    var = probe.var
     keep = (var["velocity_r2"] > 0) & (var["velocity_gamma"] > 0) & var["velocity_genes"]
-    return adata[:, keep.to_numpy()].copy()
+    keep = keep.to_numpy(dtype=bool)
+    out = adata[:, keep].copy()
+    for key, values in scaled.items():
+        out.layers[key] = values[:, keep]
+    return out
 
 
 def run_scvelo_own(adata: AnnData, mode: str) -> MethodResult:

@@ -14,10 +14,11 @@ Stages, each timed on its own, in this order (one process, one thread):
 - ``revelo_train`` (defaults: early stopping, at most ``400 000 / n_cells`` epochs),
   ``revelo_outputs`` (``add_outputs`` with its defaults), ``revelo_graph``
   (``revelo.tl.velocity_graph``);
-- ``velovi_setup`` (min-max scaling of ``Ms``/``Mu`` and the velocity genes of scVelo's
-  deterministic fit, as in VeloVI's ``preprocess_data``), ``velovi_train`` (defaults: at most
-  500 epochs, early stopping), ``velovi_velocity`` (``get_velocity(n_samples=25)``),
-  ``velovi_graph`` (``scv.tl.velocity_graph``);
+- ``velovi_setup`` (VeloVI's ``preprocess_data``,
+  :func:`benchmarks.own_pipeline.velovi_preprocess`: min-max scaling of ``Ms``/``Mu``, then
+  the velocity genes of scVelo's deterministic fit with r² > 0 and γ > 0), ``velovi_train``
+  (defaults: at most 500 epochs, early stopping), ``velovi_velocity``
+  (``get_velocity(n_samples=25)``), ``velovi_graph`` (``scv.tl.velocity_graph``);
 - ``scvelo_stochastic``: ``scv.tl.velocity(mode="stochastic")`` and
   ``scv.tl.velocity_graph``.
 
@@ -35,8 +36,6 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 OUT = Path(__file__).parent / "results" / "pancreas_speed.json"
 
@@ -60,13 +59,6 @@ class _Stages:
         return result
 
 
-def _minmax(adata) -> None:
-    for key in ("Ms", "Mu"):
-        x = np.asarray(adata.layers[key], dtype=np.float64)
-        low, high = x.min(0), x.max(0)
-        adata.layers[key] = ((x - low) / np.where(high > low, high - low, 1.0)).astype(np.float32)
-
-
 def main() -> None:
     """Run every stage once and write the table."""
     warnings.filterwarnings("ignore")
@@ -76,6 +68,8 @@ def main() -> None:
     import torch
 
     import revelo
+
+    from .own_pipeline import velovi_preprocess
 
     revelo.settings.verbosity = "warning"
     scv.settings.verbosity = 0
@@ -103,17 +97,7 @@ def main() -> None:
     stages.run("revelo_outputs", model.add_outputs)
     stages.run("revelo_graph", revelo.tl.velocity_graph, adata)
 
-    velovi = theirs.copy()
-
-    def velovi_setup():
-        scv.tl.velocity(velovi, mode="deterministic")
-        genes = velovi.var["velocity_genes"].to_numpy(dtype=bool)
-        genes &= velovi.var["velocity_r2"].to_numpy() > 0
-        subset = velovi[:, genes].copy()
-        _minmax(subset)
-        return subset
-
-    velovi = stages.run("velovi_setup", velovi_setup)
+    velovi = stages.run("velovi_setup", velovi_preprocess, theirs)
     scvi.settings.seed = 0
     scvi.external.VELOVI.setup_anndata(velovi, spliced_layer="Ms", unspliced_layer="Mu")
     vmodel = scvi.external.VELOVI(velovi)

@@ -22,8 +22,9 @@ sparse), each stage timed on its own with its memory, the machine load (``os.get
   PCA and neighbours (30 each, which scVelo asks users to compute with scanpy) and
   ``scv.pp.moments(n_pcs=30, n_neighbors=30)``, shared by VeloVI and scVelo
   (:func:`_scvelo_preprocess`);
-- VeloVI (as in ``benchmarks.pancreas_speed``): ``velovi_setup`` (scVelo's deterministic fit,
-  its velocity genes with r² > 0, min-max scaled ``Ms``/``Mu``), ``velovi_train`` (500 epochs,
+- VeloVI (as in ``benchmarks.pancreas_speed``): ``velovi_setup`` (VeloVI's
+  ``preprocess_data``: min-max scaled ``Ms``/``Mu``, then scVelo's deterministic fit's
+  velocity genes with r² > 0 and γ > 0), ``velovi_train`` (500 epochs,
   early stopping; same limits), ``velovi_velocity`` (``get_velocity(n_samples=25)``),
   ``velovi_graph`` (``scv.tl.velocity_graph``);
 - ``scvelo_stochastic``: ``scv.tl.velocity(mode="stochastic")`` + ``scv.tl.velocity_graph``.
@@ -53,7 +54,6 @@ from lightning.pytorch.callbacks import Callback
 from scipy import sparse
 
 from ._common import _epochs_run, environment, limit_threads, measure, write_json
-from .pancreas_speed import _minmax
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -293,22 +293,16 @@ def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, A
 def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device) -> dict[str, Any]:
     """VeloVI's stages after scVelo's preprocessing, as in ``benchmarks.pancreas_speed``.
 
-    scVelo's deterministic fit runs on ``theirs`` itself (its ``velocity`` layer and gene
-    columns are overwritten by the stochastic stage later) and VeloVI gets a copy of the
-    selected genes only, so no second copy of every gene's moments is made.
+    The setup is VeloVI's ``preprocess_data``
+    (:func:`benchmarks.own_pipeline.velovi_preprocess`); ``theirs`` is left as it is and
+    VeloVI gets a copy of the selected genes only.
     """
     import scvelo as scv
     import scvi
 
-    def setup() -> ad.AnnData:
-        scv.tl.velocity(theirs, mode="deterministic")
-        genes = theirs.var["velocity_genes"].to_numpy(dtype=bool)
-        genes &= theirs.var["velocity_r2"].to_numpy() > 0
-        subset = theirs[:, genes].copy()
-        _minmax(subset)
-        return subset
+    from .own_pipeline import velovi_preprocess
 
-    velovi = stages.run("velovi_setup", setup)
+    velovi = stages.run("velovi_setup", velovi_preprocess, theirs)
     scvi.settings.seed = args.seed
     scvi.external.VELOVI.setup_anndata(velovi, spliced_layer="Ms", unspliced_layer="Mu")
     model = scvi.external.VELOVI(velovi)
