@@ -123,6 +123,7 @@ def _posterior_pass(
     ``shape``) are written in place, so the peak holds one copy of them.
     """
     out: dict[str, np.ndarray] = {}
+    log_likelihood = np.zeros(shape[1])
     start = 0
     parts: list[dict[str, torch.Tensor]] = []
     used: list[np.ndarray] = []
@@ -136,15 +137,14 @@ def _posterior_pass(
             mean = means[key].cpu().numpy()
             out.setdefault(key, np.empty(shape, dtype=mean.dtype))[start:stop] = mean
         # float64 over cells: the sum of the float32 means of each minibatch
-        cell_sum = means["log_likelihood"].double().sum(0).cpu().numpy()
-        out["log_likelihood"] = out.get("log_likelihood", 0.0) + cell_sum
+        log_likelihood += means["log_likelihood"].double().sum(0).cpu().numpy()
         start = stop
         if genes is not None:
             stack = torch.stack(velocities)
             mask = genes & torch.isfinite(stack).all(0).all(0).cpu().numpy()
             used.append(mask)
             parts.append(_cosine_statistics(stack[..., torch.from_numpy(mask).to(stack.device)]))
-    out["log_likelihood"] = out["log_likelihood"] / shape[0]
+    out["log_likelihood"] = log_likelihood / shape[0]
     if genes is None:
         return out, None
     statistics = {
