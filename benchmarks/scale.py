@@ -64,8 +64,6 @@ _CHUNK = 20_000
 METHODS = ("revelo", "velovi", "scvelo")
 #: Posterior samples of VeloVI's ``get_velocity`` (as in ``benchmarks.pancreas_speed``).
 VELOVI_SAMPLES = 25
-#: From this many cells scanpy (and revelo) search neighbours with pynndescent.
-_APPROXIMATE_FROM = 8192
 #: Whether pynndescent has been compiled in this process (a list, to be set from a function).
 _COMPILED: list[bool] = []
 
@@ -340,6 +338,7 @@ def run_size(
     a run killed on the way (out of memory) keeps its finished stages.
     """
     import revelo
+    from revelo.pp._neighbors import _APPROXIMATE_FROM
 
     stages = _Stages(args.threads)
     row: dict[str, Any] = {
@@ -407,7 +406,7 @@ def _compile_neighbours() -> None:
     on one thread) and not cached on disk. Whichever method ran first would pay for it; it is
     timed here as its own stage, in neither method's end to end.
     """
-    from revelo.pp._neighbors import neighbors
+    from revelo.pp._neighbors import _APPROXIMATE_FROM, neighbors
 
     _COMPILED.append(True)
     rng = np.random.default_rng(0)
