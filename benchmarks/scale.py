@@ -147,11 +147,23 @@ class _Stages:
         self.after_stage = after_stage
         self.rows: dict[str, dict[str, Any]] = {}
 
-    def run(self, name: str, function, *args, **kwargs):
+    def run(
+        self, name: str, function, *args, tolerate: tuple[type[Exception], ...] = (), **kwargs
+    ):
+        """Run one stage; an exception of a ``tolerate`` type is recorded, not raised.
+
+        Such a stage's row has ``"error"`` (the exception's type and message) and it returns
+        ``None``; e.g. scVelo's velocity graph refuses a neighbour graph in which some cell has
+        no neighbour at a positive distance.
+        """
         torch.set_num_threads(self.threads)
         before = _load()
+        error = None
         with measure() as cost:
-            result = function(*args, **kwargs)
+            try:
+                result = function(*args, **kwargs)
+            except tolerate as exc:
+                result, error = None, f"{type(exc).__name__}: {exc}"
         after = _load()
         self.rows[name] = {
             "seconds": cost.seconds,
@@ -161,6 +173,9 @@ class _Stages:
             "load_after": after,
             "torch_threads_after": torch.get_num_threads(),
         }
+        if error is not None:
+            self.rows[name]["error"] = error
+            print(f"  {name} failed: {error}", flush=True)
         print(
             f"  {name:18s} {cost.seconds:9.1f} s  ΔRSS {cost.peak_rss_delta_mib:7.0f} MiB  "
             f"load {before[0]:.2f} -> {after[0]:.2f}",
@@ -171,8 +186,8 @@ class _Stages:
         return result
 
     def seconds(self, *names: str) -> float | None:
-        """Sum of the stages' seconds; ``None`` when one of them did not run."""
-        if not all(name in self.rows for name in names):
+        """Sum of the stages' seconds; ``None`` when one of them did not run or failed."""
+        if not all(name in self.rows and "error" not in self.rows[name] for name in names):
             return None
         return sum(self.rows[name]["seconds"] for name in names)
 
@@ -288,12 +303,15 @@ def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, A
     return result
 
 
-def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device) -> dict[str, Any]:
+def _run_velovi(
+    theirs: ad.AnnData, stages: _Stages, args, device, result: dict[str, Any]
+) -> dict[str, Any]:
     """VeloVI's stages after scVelo's preprocessing, as in ``benchmarks.pancreas_speed``.
 
     The setup is VeloVI's ``preprocess_data``
     (:func:`benchmarks.own_pipeline.velovi_preprocess`); ``theirs`` is left as it is and
-    VeloVI gets a copy of the selected genes only.
+    VeloVI gets a copy of the selected genes only. ``result`` is filled as the stages finish,
+    so that the saved row keeps the training's figures if a later stage is killed.
     """
     import scvelo as scv
     import scvi
@@ -304,7 +322,7 @@ def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device) -> dict[str, 
     scvi.settings.seed = args.seed
     scvi.external.VELOVI.setup_anndata(velovi, spliced_layer="Ms", unspliced_layer="Mu")
     model = scvi.external.VELOVI(velovi)
-    result = {"n_genes": velovi.n_vars}
+    result["n_genes"] = velovi.n_vars
     result |= _train(
         model, stages, "velovi_train", max_epochs=args.max_epochs or 500, args=args, device=device
     )
@@ -315,7 +333,7 @@ def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device) -> dict[str, 
         )
 
     stages.run("velovi_velocity", velocity)
-    stages.run("velovi_graph", scv.tl.velocity_graph, velovi)
+    stages.run("velovi_graph", scv.tl.velocity_graph, velovi, tolerate=(ValueError,))
     result["end_to_end_seconds"] = stages.seconds(
         "scvelo_preprocess", "velovi_setup", "velovi_train", "velovi_velocity", "velovi_graph"
     )
@@ -377,7 +395,8 @@ def run_size(
         del raw
         stages.run("scvelo_preprocess", _scvelo_preprocess, theirs)
         if "velovi" in args.methods:
-            row["velovi"] = _run_velovi(theirs, stages, args, device)
+            row["velovi"] = {}
+            _run_velovi(theirs, stages, args, device, row["velovi"])
             gc.collect()
         if "scvelo" in args.methods:
             stages.run(
@@ -386,6 +405,7 @@ def run_size(
                     scv.tl.velocity(theirs, mode="stochastic"),
                     scv.tl.velocity_graph(theirs),
                 ),
+                tolerate=(ValueError,),
             )
             genes = theirs.var.get("velocity_genes")
             row["scvelo"] = {
