@@ -29,6 +29,7 @@ every stage. Results: a table on stdout and ``benchmarks/results/pancreas_speed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -61,6 +62,8 @@ class _Stages:
 
 def main() -> None:
     """Run every stage once and write the table."""
+    # No options; ``--help`` describes the run instead of starting it.
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     warnings.filterwarnings("ignore")
     import scanpy as sc
     import scvelo as scv
