@@ -303,9 +303,7 @@ def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, A
     return result
 
 
-def _run_velovi(
-    theirs: ad.AnnData, stages: _Stages, args, device, result: dict[str, Any]
-) -> dict[str, Any]:
+def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device, result: dict[str, Any]) -> None:
     """VeloVI's stages after scVelo's preprocessing, as in ``benchmarks.pancreas_speed``.
 
     The setup is VeloVI's ``preprocess_data``
@@ -337,7 +335,6 @@ def _run_velovi(
     result["end_to_end_seconds"] = stages.seconds(
         "scvelo_preprocess", "velovi_setup", "velovi_train", "velovi_velocity", "velovi_graph"
     )
-    return result
 
 
 def run_size(
@@ -395,8 +392,7 @@ def run_size(
         del raw
         stages.run("scvelo_preprocess", _scvelo_preprocess, theirs)
         if "velovi" in args.methods:
-            row["velovi"] = {}
-            _run_velovi(theirs, stages, args, device, row["velovi"])
+            _run_velovi(theirs, stages, args, device, row.setdefault("velovi", {}))
             gc.collect()
         if "scvelo" in args.methods:
             stages.run(
