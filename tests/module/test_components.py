@@ -138,3 +138,25 @@ def test_state_softmax_matches_a_hand_computed_softmax_and_its_gradient():
     log_expected = leaf - torch.log(torch.exp(leaf).sum(-1, keepdim=True))
     (reference,) = torch.autograd.grad((log_expected * weights).sum(), leaf)
     torch.testing.assert_close(grad, reference)
+
+
+def test_state_logsumexp_matches_the_direct_sum_its_gradient_and_far_off_states():
+    from revelo.module._components import state_logsumexp, state_softmax_logsumexp
+
+    torch.manual_seed(1)
+    logits = 3 * torch.randn(2, 5, 7, 4, dtype=torch.float64)
+    logits[0, 0, 0] = 2.0  # a tie among the states: the gradient is still the softmax
+    direct = torch.log(torch.exp(logits).sum(-1))
+    torch.testing.assert_close(state_logsumexp(logits), direct)
+    probs, total = state_softmax_logsumexp(logits)
+    torch.testing.assert_close(total, direct)
+    torch.testing.assert_close(probs, torch.exp(logits - direct.unsqueeze(-1)))
+
+    leaf = logits.clone().requires_grad_()
+    (grad,) = torch.autograd.grad(state_logsumexp(leaf).sum(), leaf)
+    exp = torch.exp(logits)
+    torch.testing.assert_close(grad, exp / exp.sum(-1, keepdim=True))
+
+    # States hundreds of nats apart (their exponentials underflow in float32) and closed ones.
+    far = torch.tensor([[-1000.0, 5.0, -400.0, -torch.inf], [3.0, 3.0, -torch.inf, -torch.inf]])
+    assert state_logsumexp(far).tolist() == pytest.approx([5.0, 3.0 + math.log(2.0)])

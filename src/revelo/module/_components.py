@@ -65,6 +65,24 @@ def state_softmax(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits.movedim(-1, 0), dim=0).movedim(0, -1)
 
 
+def state_logsumexp(logits: torch.Tensor) -> torch.Tensor:
+    """Log-sum-exp over the last dimension, the few kinetic states of each cell and gene.
+
+    Read off the softmax: with m the largest logit, log Σ exp = m − log softmax(m). torch's
+    softmax kernel stays fast where the exponentials of far-off states underflow, whereas its
+    ``exp`` and ``logsumexp`` slow down several times there, and the log-joints of far-off
+    states do underflow. The gradient is the softmax, as for ``torch.logsumexp``.
+    """
+    return state_softmax_logsumexp(logits)[1]
+
+
+def state_softmax_logsumexp(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`state_softmax` and :func:`state_logsumexp` of ``logits``, from one softmax."""
+    states = logits.movedim(-1, 0)
+    probs = torch.softmax(states, dim=0)
+    return probs.movedim(0, -1), states.amax(0) - torch.log(probs.amax(0))
+
+
 def state_log_softmax(logits: torch.Tensor) -> torch.Tensor:
     """Log-softmax over the last dimension, computed as :func:`state_softmax` is."""
     return torch.log_softmax(logits.movedim(-1, 0), dim=0).movedim(0, -1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from scvi.module._constants import MODULE_KEYS
 
-from ._components import kl_standard_normal, normal_log_prob, reparameterize
+from ._components import kl_standard_normal, normal_log_prob, reparameterize, state_logsumexp
 
 if TYPE_CHECKING:
     from ._module import REVELOVAE
@@ -94,7 +94,7 @@ def log_importance_weights(
     log_joint = module.state_log_joint(
         spliced.repeat(n_samples, 1), unspliced.repeat(n_samples, 1), generative, repeated
     )
-    log_lik = torch.logsumexp(log_joint, dim=-1).sum(-1).reshape(n_samples, n_cells)
+    log_lik = state_logsumexp(log_joint).sum(-1).reshape(n_samples, n_cells)
     return log_lik + log_prior - log_q
 
 

@@ -18,7 +18,9 @@ from ._components import (
     kl_standard_normal,
     reparameterize,
     state_log_softmax,
+    state_logsumexp,
     state_softmax,
+    state_softmax_logsumexp,
 )
 from ._covariates import CovariateMixin, covariates_of
 from ._evidence import free_bits_kl
@@ -422,7 +424,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         spliced, unspliced = tensors[REGISTRY_KEYS.X_KEY], tensors[REGISTRY_KEYS.U_KEY]
         covariates = covariates_of(tensors)
         log_joint = self.state_log_joint(spliced, unspliced, generative_outputs, covariates)
-        reconstruction = -torch.logsumexp(log_joint, dim=-1).sum(-1)
+        reconstruction = -state_logsumexp(log_joint).sum(-1)
         mean, log_var = inference_outputs[MODULE_KEYS.QZM_KEY], inference_outputs["qz_log_var"]
         kl_z = kl_standard_normal(mean, log_var)
         kl_objective = free_bits_kl(mean, log_var, free_bits)
@@ -465,14 +467,14 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
             z = inference[MODULE_KEYS.QZM_KEY] if use_mean else inference[MODULE_KEYS.Z_KEY]
         generative = self.generative(z, covariates)
         log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
-        log_lik = torch.logsumexp(log_joint, dim=-1)
+        probs, log_lik = state_softmax_logsumexp(log_joint)
         allowed = self.time.allowed_states(generative, self.switch_time())
         if allowed is not None:
             # The clock decides the side of each gene's switch; the data the state within it.
             # Genes of the other regimes have their states set by the regime alone.
             allowed = allowed | (self.regime != FULL).unsqueeze(-1)
             log_joint = log_joint.masked_fill(~allowed, float("-inf"))
-        probs = state_softmax(log_joint)
+            probs = state_softmax(log_joint)
         timed = state_softmax(log_joint[..., :3])
 
         def expected(key: str) -> torch.Tensor:
