@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 OUT ?= demo_out
 PYTEST_ARGS ?=
 # Real data sets of the development machine, next to the repository; revelo itself reads
@@ -14,32 +15,40 @@ DATA_ENV := $(if $(wildcard $(SHARED_DATA)),REVELO_DATA_DIR=$${REVELO_DATA_DIR:-
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 
-# torch is pinned first so that later installs keep the local CPU build.
+# torch is pinned first so that later installs keep the local CPU build. Bytecode is compiled on
+# first import instead of for every installed file (most of which are never imported).
+PIP_INSTALL := $(PY) -m pip install --quiet --no-compile
+
+# The package and its dependencies: what `make demo` and `make docs` need.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,dev]"
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# ... and the test and development extras (scVelo, CellRank, pytest, ruff, ...).
+$(TEST_STAMP): $(STAMP)
+	$(PIP_INSTALL) -e ".[test,dev]"
+	touch $(TEST_STAMP)
+
+install: $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(DATA_ENV) OMP_NUM_THREADS=1 $(VENV)/bin/revelo demo --out $(OUT)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(DATA_ENV) OMP_NUM_THREADS=1 MPLBACKEND=Agg $(PY) -m pytest -q $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 docs: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[doc]"
+	$(PIP_INSTALL) -e ".[doc]"
 	$(PY) -m sphinx -W -n -b html docs docs/_build/html
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PIP_INSTALL) -e ".[bench]"
 	$(DATA_ENV) OMP_NUM_THREADS=1 $(PY) -m benchmarks.simulation
 
 clean:
