@@ -5,14 +5,20 @@ Run from the repository root, one thread::
     OMP_NUM_THREADS=1 python -m benchmarks.scale --n-obs 10000 100000 --n-vars 2000 \
         --time-limit 600
 
-For every size, one process, on the same simulated raw counts (:func:`kinetic_counts`,
-sparse), each stage timed on its own with its memory, the machine load (``os.getloadavg``, as
-``uptime`` prints it) before and after, and torch's thread count after it:
+For every size, on the same simulated raw counts (:func:`kinetic_counts`, sparse), each stage
+timed on its own with its memory, the machine load (``os.getloadavg``, as ``uptime`` prints it)
+before and after, and torch's thread count after it. With ``--separate`` (the default when
+revelo and a reference method both run), revelo's stages run in one child process and VeloVI's
+and scVelo's in a second, one after the other, each simulating the same counts (same seed): a
+process keeps much of the memory its stages freed, and at 10⁵ cells revelo's leftovers and
+VeloVI's setup together exceeded a 24-GiB machine. ``--no-separate`` runs everything in one
+process. The stages:
 
 - ``compile_neighbours`` (from 8,192 cells): pynndescent's first-call compilation, which
   either method would otherwise pay (:func:`_compile_neighbours`);
 - ``simulate``: the counts; ``simulate_again``: the same counts (same seed) once more for
-  scVelo after revelo's data are freed, so that only one method's data are held at a time;
+  scVelo, after revelo's data are freed or in scVelo's own process, so that only one method's
+  data are held at a time (``compile_neighbours_again``: the compilation in that process);
 - revelo: ``revelo_preprocess`` (``revelo.pp.preprocess``, all genes, no per-cell
   normalisation, no UMAP), ``revelo_train`` (defaults; ends at early stopping,
   ``--max-epochs`` or ``--time-limit`` seconds, but not before ``--min-epochs``, default 3),
@@ -41,7 +47,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -516,6 +526,56 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join([table, *ratios])
 
 
+#: Stages a second process repeats, renamed so they stand beside the first process's.
+_AGAIN = {"simulate": "simulate_again", "compile_neighbours": "compile_neighbours_again"}
+
+
+def _child(n_obs: int, methods: list[str], argv: list[str]) -> dict[str, Any]:
+    """Run one size for ``methods`` in a fresh process (this script); its row."""
+    with tempfile.TemporaryDirectory(prefix="revelo-scale-") as tmp:
+        out = Path(tmp) / "row.json"
+        command = [sys.executable, "-m", "benchmarks.scale", *argv, "--no-separate"]
+        command += ["--n-obs", str(n_obs), "--methods", *methods, "--out", str(out)]
+        done = subprocess.run(command, check=False)
+        rows = json.loads(out.read_text())["rows"] if out.exists() else []
+    if not rows:
+        return {"n_obs": n_obs, "complete": False, "stages": {}, "error": done.returncode}
+    row = rows[0]
+    if done.returncode != 0:
+        row["error"] = f"exit status {done.returncode}"
+    return row
+
+
+def run_size_separately(n_obs: int, args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+    """revelo's stages in one child process, VeloVI's and scVelo's in another; one row."""
+    references = [method for method in args.methods if method != "revelo"]
+    row = _child(n_obs, ["revelo"], argv)
+    theirs = _child(n_obs, references, argv)
+    for name, stage in theirs.get("stages", {}).items():
+        row.setdefault("stages", {})[_AGAIN.get(name, name)] = stage
+    for key in references:
+        if key in theirs:
+            row[key] = theirs[key]
+    row["complete"] = bool(row.get("complete") and theirs.get("complete"))
+    row["processes"] = "revelo | " + " + ".join(references)
+    row["ratios"] = _ratios(row)
+    return row
+
+
+def _options(argv: list[str]) -> list[str]:
+    """``argv`` without the sizes, methods, output and separation, for the child processes."""
+    kept, skip = [], False
+    for item in argv:
+        if item.startswith("--"):
+            name = item.split("=")[0]
+            skip = name in ("--n-obs", "--methods", "--out", "--separate", "--no-separate")
+            if not skip:
+                kept.append(item)
+        elif not skip:
+            kept.append(item)
+    return kept
+
+
 def main() -> None:
     """Run the sizes in order and write the results after each one."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -530,7 +590,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--separate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="revelo and the reference methods in separate processes (default: when both run)",
+    )
     args = parser.parse_args()
+    if args.separate is None:
+        args.separate = "revelo" in args.methods and len(set(args.methods)) > 1
 
     warnings.filterwarnings("ignore")
     threads = limit_threads(args.threads)
@@ -554,7 +622,10 @@ def main() -> None:
     for n_obs in args.n_obs:
         print(f"{n_obs:,} cells × {args.n_vars:,} genes", flush=True)
         start = time.perf_counter()
-        rows.append(run_size(n_obs, args, device, save))
+        if args.separate:
+            rows.append(run_size_separately(n_obs, args, _options(sys.argv[1:])))
+        else:
+            rows.append(run_size(n_obs, args, device, save))
         rows[-1]["wall_seconds"] = time.perf_counter() - start
         save()
         print(_table(rows[-1:]), flush=True)
