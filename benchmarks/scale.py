@@ -444,6 +444,7 @@ def _compile_neighbours() -> None:
 def _scvelo_preprocess(adata: ad.AnnData) -> None:
     """scVelo's documented preprocessing, with the PCA and neighbours it asks scanpy for.
 
+    Cells without spliced counts dropped (scanpy's ``filter_cells(min_counts=1)``), then
     ``filter_and_normalize(min_shared_counts=20)``, then scanpy's PCA (30 components, ARPACK,
     as scVelo's ``moments`` would compute it) and neighbours (30), then ``moments(n_pcs=30,
     n_neighbors=30)``, which reuses that graph. From 8,192 cells scanpy 1.11 searches
@@ -456,6 +457,11 @@ def _scvelo_preprocess(adata: ad.AnnData) -> None:
 
     from revelo.pp._neighbors import neighbors
 
+    # Cells without a spliced count are identical points of the PCA; from 10⁵ simulated cells
+    # some have only such cells as neighbours, and scVelo's velocity graph then refuses the
+    # graph ("Your neighbor graph seems to be corrupted"). They are dropped first, as revelo's
+    # preprocessing drops them.
+    sc.pp.filter_cells(adata, min_counts=1)
     scv.pp.filter_and_normalize(adata, min_shared_counts=20)
     sc.pp.pca(adata, n_comps=30, svd_solver="arpack")
     neighbors(adata, n_neighbors=30, use_rep="X_pca")
