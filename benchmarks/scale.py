@@ -545,7 +545,12 @@ def _child(n_obs: int, methods: list[str], argv: list[str]) -> dict[str, Any]:
         done = subprocess.run(command, check=False)
         rows = json.loads(out.read_text())["rows"] if out.exists() else []
     if not rows:
-        return {"n_obs": n_obs, "complete": False, "stages": {}, "error": done.returncode}
+        return {
+            "n_obs": n_obs,
+            "complete": False,
+            "stages": {},
+            "error": f"exit status {done.returncode}",
+        }
     row = rows[0]
     if done.returncode != 0:
         row["error"] = f"exit status {done.returncode}"
@@ -568,18 +573,18 @@ def run_size_separately(n_obs: int, args: argparse.Namespace, argv: list[str]) -
     return row
 
 
-def _options(argv: list[str]) -> list[str]:
-    """``argv`` without the sizes, methods, output and separation, for the child processes."""
-    kept, skip = [], False
-    for item in argv:
-        if item.startswith("--"):
-            name = item.split("=")[0]
-            skip = name in ("--n-obs", "--methods", "--out", "--separate", "--no-separate")
-            if not skip:
-                kept.append(item)
-        elif not skip:
-            kept.append(item)
-    return kept
+def _child_options(args: argparse.Namespace) -> list[str]:
+    """This run's options other than the sizes, methods, output and separation, as arguments."""
+    options = [
+        *("--n-vars", str(args.n_vars), "--time-limit", str(args.time_limit)),
+        *("--min-epochs", str(args.min_epochs), "--accelerator", args.accelerator),
+        *("--threads", str(args.threads), "--seed", str(args.seed)),
+    ]
+    if args.max_epochs is not None:
+        options += ["--max-epochs", str(args.max_epochs)]
+    if args.precision is not None:
+        options += ["--precision", args.precision]
+    return options
 
 
 def main() -> None:
@@ -629,7 +634,7 @@ def main() -> None:
         print(f"{n_obs:,} cells × {args.n_vars:,} genes", flush=True)
         start = time.perf_counter()
         if args.separate:
-            rows.append(run_size_separately(n_obs, args, _options(sys.argv[1:])))
+            rows.append(run_size_separately(n_obs, args, _child_options(args)))
         else:
             rows.append(run_size(n_obs, args, device, save))
         rows[-1]["wall_seconds"] = time.perf_counter() - start
