@@ -157,6 +157,70 @@ def measure(interval: float = 0.02) -> Iterator[Measurement]:
 # ---------------------------------------------------------------------------- methods
 
 
+def load_average() -> list[float]:
+    """1-, 5- and 15-minute load averages, the numbers ``uptime`` prints."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
+class Stages:
+    """Run the stages of one size, each with its time, memory, load and torch threads.
+
+    torch's thread count is set to ``threads`` before every stage, so that a library that
+    enlarges the pool (numba's OpenMP layer can) does not change the next stage;
+    ``torch_threads_after`` shows whether the stage itself did. ``after_stage`` is called after
+    every stage (to write the results so far).
+    """
+
+    def __init__(self, threads: int, after_stage: Callable[[], None] | None = None) -> None:
+        self.threads = threads
+        self.after_stage = after_stage
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def run(
+        self, name: str, function, *args, tolerate: tuple[type[Exception], ...] = (), **kwargs
+    ):
+        """Run one stage; an exception of a ``tolerate`` type is recorded, not raised.
+
+        Such a stage's row has ``"error"`` (the exception's type and message) and it returns
+        ``None``; e.g. scVelo's velocity graph refuses a neighbour graph in which some cell has
+        no neighbour at a positive distance.
+        """
+        torch.set_num_threads(self.threads)
+        before = load_average()
+        error = None
+        with measure() as cost:
+            try:
+                result = function(*args, **kwargs)
+            except tolerate as exc:
+                result, error = None, f"{type(exc).__name__}: {exc}"
+        after = load_average()
+        self.rows[name] = {
+            "seconds": cost.seconds,
+            "peak_rss_delta_mib": cost.peak_rss_delta_mib,
+            "max_rss_mib": cost.max_rss_mib,
+            "load_before": before,
+            "load_after": after,
+            "torch_threads_after": torch.get_num_threads(),
+        }
+        if error is not None:
+            self.rows[name]["error"] = error
+            print(f"  {name} failed: {error}", flush=True)
+        print(
+            f"  {name:18s} {cost.seconds:9.1f} s  ΔRSS {cost.peak_rss_delta_mib:7.0f} MiB  "
+            f"load {before[0]:.2f} -> {after[0]:.2f}",
+            flush=True,
+        )
+        if self.after_stage is not None:
+            self.after_stage()
+        return result
+
+    def seconds(self, *names: str) -> float | None:
+        """Sum of the stages' seconds; ``None`` when one of them did not run or failed."""
+        if not all(name in self.rows and "error" not in self.rows[name] for name in names):
+            return None
+        return sum(self.rows[name]["seconds"] for name in names)
+
+
 @dataclass
 class MethodResult:
     """What one method produced on one data set, and what it cost."""

@@ -24,7 +24,8 @@ Stages, each timed on its own, in this order (one process, one thread):
 
 End to end, revelo = preprocess + train + outputs + graph; VeloVI = scVelo preprocessing +
 setup + train + velocity + graph. The machine load (``uptime``) is recorded before and after
-every stage. Results: a table on stdout and ``benchmarks/results/pancreas_speed.json``.
+every stage, with its memory (``benchmarks._common.Stages``). Results: a table on stdout and
+``benchmarks/results/pancreas_speed.json``.
 """
 
 from __future__ import annotations
@@ -32,32 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import time
 import warnings
 from pathlib import Path
-from typing import Any
+
+from ._common import Stages
 
 OUT = Path(__file__).parent / "results" / "pancreas_speed.json"
-
-
-def _load() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.split("average:")[-1]
-
-
-class _Stages:
-    def __init__(self) -> None:
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def run(self, name: str, function, *args, **kwargs):
-        before = _load().strip()
-        start = time.perf_counter()
-        result = function(*args, **kwargs)
-        seconds = time.perf_counter() - start
-        after = _load().strip()
-        self.rows[name] = {"seconds": seconds, "load_before": before, "load_after": after}
-        print(f"{name:20s} {seconds:8.1f} s   load {before} -> {after}", flush=True)
-        return result
 
 
 def main() -> None:
@@ -78,7 +59,7 @@ def main() -> None:
     scv.settings.verbosity = 0
     torch.set_num_threads(revelo.settings.n_jobs)
     raw = revelo.datasets.pancreas()
-    stages = _Stages()
+    stages = Stages(revelo.settings.n_jobs)
 
     # scVelo's preprocessing (shared by VeloVI and scVelo's stochastic model) and scanpy's UMAP.
     theirs = raw.copy()
@@ -130,6 +111,7 @@ def main() -> None:
     )
     summary = {
         "revelo_genes": adata.n_vars,
+        "revelo_preprocess_steps": adata.uns["revelo_preprocess"]["step_seconds"],
         "velovi_genes": velovi.n_vars,
         "revelo_epochs": revelo_epochs,
         "velovi_epochs": velovi_epochs,
@@ -145,6 +127,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
     }
     for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{step} {seconds:.1f}" for step, seconds in value.items())
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"stages": stages.rows, "summary": summary}, indent=1))

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -63,7 +62,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from scipy import sparse
 
-from ._common import _epochs_run, environment, limit_threads, measure, write_json
+from ._common import Stages, _epochs_run, environment, limit_threads, write_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,70 +137,6 @@ def _reset_device_peak(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _load() -> list[float]:
-    """1-, 5- and 15-minute load averages, the numbers ``uptime`` prints."""
-    return [round(value, 2) for value in os.getloadavg()]
-
-
-class _Stages:
-    """Run the stages of one size, each with its time, memory, load and torch threads.
-
-    torch's thread count is set to ``threads`` before every stage, so that a library that
-    enlarges the pool (numba's OpenMP layer can) does not change the next stage;
-    ``torch_threads_after`` shows whether the stage itself did. ``after_stage`` is called after
-    every stage (to write the results so far).
-    """
-
-    def __init__(self, threads: int, after_stage: Callable[[], None] | None = None) -> None:
-        self.threads = threads
-        self.after_stage = after_stage
-        self.rows: dict[str, dict[str, Any]] = {}
-
-    def run(
-        self, name: str, function, *args, tolerate: tuple[type[Exception], ...] = (), **kwargs
-    ):
-        """Run one stage; an exception of a ``tolerate`` type is recorded, not raised.
-
-        Such a stage's row has ``"error"`` (the exception's type and message) and it returns
-        ``None``; e.g. scVelo's velocity graph refuses a neighbour graph in which some cell has
-        no neighbour at a positive distance.
-        """
-        torch.set_num_threads(self.threads)
-        before = _load()
-        error = None
-        with measure() as cost:
-            try:
-                result = function(*args, **kwargs)
-            except tolerate as exc:
-                result, error = None, f"{type(exc).__name__}: {exc}"
-        after = _load()
-        self.rows[name] = {
-            "seconds": cost.seconds,
-            "peak_rss_delta_mib": cost.peak_rss_delta_mib,
-            "max_rss_mib": cost.max_rss_mib,
-            "load_before": before,
-            "load_after": after,
-            "torch_threads_after": torch.get_num_threads(),
-        }
-        if error is not None:
-            self.rows[name]["error"] = error
-            print(f"  {name} failed: {error}", flush=True)
-        print(
-            f"  {name:18s} {cost.seconds:9.1f} s  ΔRSS {cost.peak_rss_delta_mib:7.0f} MiB  "
-            f"load {before[0]:.2f} -> {after[0]:.2f}",
-            flush=True,
-        )
-        if self.after_stage is not None:
-            self.after_stage()
-        return result
-
-    def seconds(self, *names: str) -> float | None:
-        """Sum of the stages' seconds; ``None`` when one of them did not run or failed."""
-        if not all(name in self.rows and "error" not in self.rows[name] for name in names):
-            return None
-        return sum(self.rows[name]["seconds"] for name in names)
-
-
 class _EpochClock(Callback):
     """Wall time of every training epoch (its validation included).
 
@@ -233,7 +168,7 @@ class _EpochClock(Callback):
 
 def _train(
     model,
-    stages: _Stages,
+    stages: Stages,
     name: str,
     *,
     max_epochs: int | None,
@@ -294,14 +229,17 @@ def _train(
     }
 
 
-def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, Any]:
+def _run_revelo(adata: ad.AnnData, stages: Stages, args, device) -> dict[str, Any]:
     """revelo's stages after its preprocessing: training, outputs and velocity graph."""
     import revelo
 
     revelo.settings.seed = args.seed
     revelo.REVELO.setup_anndata(adata)
     model = revelo.REVELO(adata)
-    result = {"n_genes": adata.n_vars}
+    result = {
+        "n_genes": adata.n_vars,
+        "preprocess_step_seconds": adata.uns["revelo_preprocess"].get("step_seconds"),
+    }
     result |= _train(
         model, stages, "revelo_train", max_epochs=args.max_epochs, args=args, device=device
     )
@@ -313,7 +251,7 @@ def _run_revelo(adata: ad.AnnData, stages: _Stages, args, device) -> dict[str, A
     return result
 
 
-def _run_velovi(theirs: ad.AnnData, stages: _Stages, args, device, result: dict[str, Any]) -> None:
+def _run_velovi(theirs: ad.AnnData, stages: Stages, args, device, result: dict[str, Any]) -> None:
     """VeloVI's stages after scVelo's preprocessing, as in ``benchmarks.pancreas_speed``.
 
     The setup is VeloVI's ``preprocess_data``
@@ -365,7 +303,7 @@ def run_size(
     import revelo
     from revelo.pp._neighbors import _APPROXIMATE_FROM
 
-    stages = _Stages(args.threads)
+    stages = Stages(args.threads)
     row: dict[str, Any] = {
         "n_obs": n_obs,
         "n_vars": args.n_vars,

@@ -101,6 +101,33 @@ def test_result_round_trips_through_h5ad(sim, tmp_path):
     assert back.uns["revelo_preprocess"]["n_top_genes"] == 2000
 
 
+def test_each_step_is_timed(sim, monkeypatch, caplog):
+    """A step made slower shows up in its own time, and the steps add up to the call."""
+    import logging
+    import time
+
+    import scanpy as sc
+
+    pca = sc.pp.pca
+
+    def slow_pca(*args, **kwargs):
+        time.sleep(0.4)
+        return pca(*args, **kwargs)
+
+    monkeypatch.setattr(sc.pp, "pca", slow_pca)
+    start = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="revelo.pp._preprocess"):
+        out = preprocess(sim, **FAST)
+    wall = time.perf_counter() - start
+    seconds = out.uns["revelo_preprocess"]["step_seconds"]
+    steps = ["filter", "normalize", "highly_variable", "pca", "neighbors", "moments"]
+    assert list(seconds) == [*steps, "velocity_genes", "umap"]
+    assert seconds["pca"] >= 0.4
+    assert seconds["highly_variable"] < 0.4  # the sleep is not counted in the step before
+    assert 0.4 <= sum(seconds.values()) <= wall
+    assert f"pca {seconds['pca']:.1f} s" in caplog.text
+
+
 def _hand_moments(counts: np.ndarray, connectivities) -> np.ndarray:
     totals = counts.sum(axis=1)
     target = np.median(totals[totals > 0])

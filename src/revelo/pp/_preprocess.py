@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -134,7 +135,10 @@ def preprocess(
         `None` when the input had no ``obsm["X_umap"]``; otherwise the input's embedding is
         carried over (subset to the kept cells).
     ``uns["revelo_preprocess"]``
-        The settings used and the number of genes left after each step.
+        The settings used, the number of genes left after each step and, under
+        ``"step_seconds"``, the wall seconds of each step (``filter``, ``normalize``,
+        ``highly_variable``, ``pca``, ``neighbors``, ``moments``, ``velocity_genes``,
+        ``umap``); the same times are logged at the ``INFO`` level.
 
     Raises
     ------
@@ -150,6 +154,7 @@ def preprocess(
         raise ValueError(msg)
     check_n_top_genes(n_top_genes)
 
+    clock = _StepClock()
     spliced, unspliced = adata.layers["spliced"], adata.layers["unspliced"]
     empty_cells, empty_genes = empty_cells_and_genes(adata)
     _warn_dropped(empty_cells, "cells")
@@ -170,6 +175,7 @@ def preprocess(
 
     out = adata[keep_cells, keep_genes].copy()
     out.var["shared_counts"] = shared[keep_genes]
+    clock.lap("filter")
     normalized = {}
     for key in ("spliced", "unspliced"):
         totals = cell_totals(out.layers[key])
@@ -177,6 +183,7 @@ def preprocess(
         normalized[key] = normalize_per_cell(out.layers[key], totals if normalize else None)
     out.X = _log1p(normalized["spliced"])
     n_shared = out.n_vars
+    clock.lap("normalize")
 
     if n_top_genes is not None and n_top_genes < out.n_vars:
         try:
@@ -189,6 +196,7 @@ def preprocess(
         out = out[:, keep].copy()
         normalized = {key: matrix[:, keep] for key, matrix in normalized.items()}
     n_hvg = out.n_vars
+    clock.lap("highly_variable")
 
     if out.n_vars < 2:
         msg = (
@@ -198,7 +206,9 @@ def preprocess(
         raise ValueError(msg)
     n_comps = min(n_pcs, out.n_obs - 1, out.n_vars - 1)
     sc.pp.pca(out, n_comps=n_comps, random_state=random_state, mask_var=None)
+    clock.lap("pca")
     neighbors(out, n_neighbors=n_neighbors, use_rep="X_pca", random_state=random_state)
+    clock.lap("neighbors")
 
     if smooth:
         write_moments(out, normalized["spliced"], normalized["unspliced"])
@@ -206,6 +216,7 @@ def preprocess(
     else:
         keep_counts(out)
         fit_s, fit_u = (to_dense(normalized[key]) for key in ("spliced", "unspliced"))
+    clock.lap("moments")
     gamma, r2 = steady_state_fit(fit_s, fit_u)
     varies = (np.ptp(fit_s, axis=0) > 0) & (np.ptp(fit_u, axis=0) > 0)
     out.var["velocity_gamma"] = gamma
@@ -222,7 +233,9 @@ def preprocess(
             raise ValueError(msg)
         out = out[:, out.var["velocity_genes"].to_numpy()].copy()
 
+    clock.lap("velocity_genes")
     umap_computed = _umap(out, compute_umap, random_state)
+    clock.lap("umap")
 
     out.uns["revelo_preprocess"] = {
         "min_shared_counts": min_shared_counts,
@@ -239,6 +252,7 @@ def preprocess(
         "n_genes_shared_counts": n_shared,
         "n_genes_highly_variable": n_hvg,
         "n_velocity_genes": n_velocity,
+        "step_seconds": clock.seconds,
     }
     removed = {
         "without any spliced or unspliced count": int(empty_genes.sum()),
@@ -252,7 +266,24 @@ def preprocess(
         why = "without a usable steady-state fit (r2 or gamma <= 0, or constant)"
         removed[why] = n_hvg - out.n_vars
     logger.info(_gene_report(adata.n_vars, out.n_vars, removed))
+    logger.info(
+        "preprocess took "
+        + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in clock.seconds.items())
+    )
     return out
+
+
+class _StepClock:
+    """Wall seconds of consecutive steps: each :meth:`lap` closes the step since the last."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = now - self._last
+        self._last = now
 
 
 def _gene_report(n_input: int, n_kept: int, removed: dict[str, int]) -> str:
