@@ -163,7 +163,7 @@ def load_average() -> list[float]:
 
 
 class Stages:
-    """Run the stages of one size, each with its time, memory, load and torch threads.
+    """Run a benchmark's stages one by one, each with its time, memory, load and torch threads.
 
     torch's thread count is set to ``threads`` before every stage, so that a library that
     enlarges the pool (numba's OpenMP layer can) does not change the next stage;
