@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +33,8 @@ def neighbors(adata: AnnData, *, n_neighbors: int, use_rep: str, random_state: i
     if adata.n_obs >= _APPROXIMATE_FROM:
         from pynndescent import PyNNDescentTransformer
 
+        cache_search_kernels()
+
         search = PyNNDescentTransformer(
             n_neighbors=n_neighbors,
             n_trees=min(64, 5 + round(adata.n_obs**0.5 / 20.0)),
@@ -37,13 +43,37 @@ def neighbors(adata: AnnData, *, n_neighbors: int, use_rep: str, random_state: i
             n_jobs=settings.n_jobs,
         )
         transformer = _CsrMatrixOutput(search)
-    sc.pp.neighbors(
-        adata,
-        n_neighbors=n_neighbors,
-        use_rep=use_rep,
-        random_state=random_state,
-        transformer=transformer,
-    )
+    with warnings.catch_warnings():
+        # numba's notice for the kernels it cannot keep (see cache_search_kernels)
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function")
+        sc.pp.neighbors(
+            adata,
+            n_neighbors=n_neighbors,
+            use_rep=use_rep,
+            random_state=random_state,
+            transformer=transformer,
+        )
+
+
+@functools.cache
+def cache_search_kernels() -> None:
+    """Let numba keep pynndescent's compiled kernels on disk between runs.
+
+    pynndescent compiles most of its kernels without numba's cache, about 25 s in every new
+    process on one CPU. Caching is switched on for every module-level kernel of pynndescent
+    that lacks it, once per process, before the first compilation; numba stores them beside
+    pynndescent (or in its user cache folder). ``nn_descent`` itself cannot be cached (numba:
+    it uses dynamic globals) and is compiled in every process.
+    """
+    import pynndescent
+    from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
+
+    for info in pkgutil.iter_modules(pynndescent.__path__, "pynndescent."):
+        module = importlib.import_module(info.name)
+        for kernel in vars(module).values():
+            if isinstance(kernel, Dispatcher) and isinstance(kernel._cache, NullCache):
+                kernel.enable_caching()
 
 
 class _CsrMatrixOutput:
