@@ -57,7 +57,6 @@ def main() -> None:
 
     revelo.settings.verbosity = "warning"
     scv.settings.verbosity = 0
-    torch.set_num_threads(revelo.settings.n_jobs)
     raw = revelo.datasets.pancreas()
     stages = Stages(revelo.settings.n_jobs)
 

@@ -238,7 +238,7 @@ def _run_revelo(adata: ad.AnnData, stages: Stages, args, device) -> dict[str, An
     model = revelo.REVELO(adata)
     result = {
         "n_genes": adata.n_vars,
-        "preprocess_step_seconds": adata.uns["revelo_preprocess"].get("step_seconds"),
+        "preprocess_step_seconds": adata.uns["revelo_preprocess"]["step_seconds"],
     }
     result |= _train(
         model, stages, "revelo_train", max_epochs=args.max_epochs, args=args, device=device

@@ -137,8 +137,9 @@ def preprocess(
     ``uns["revelo_preprocess"]``
         The settings used, the number of genes left after each step and, under
         ``"step_seconds"``, the wall seconds of each step (``filter``, ``normalize``,
-        ``highly_variable``, ``pca``, ``neighbors``, ``moments``, ``velocity_genes``,
-        ``umap``); the same times are logged at the ``INFO`` level.
+        ``highly_variable``, ``pca``, ``neighbors``, ``moments`` (with ``smooth=False``: the
+        dense counts), ``velocity_genes``, ``umap``); the same times are logged at the ``INFO``
+        level.
 
     Raises
     ------
