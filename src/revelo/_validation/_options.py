@@ -14,7 +14,13 @@ _LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 
 
 def check_model_params(
-    *, n_hidden: int, n_latent: int, n_layers: int, dropout_rate: float, t_max: float
+    *,
+    n_hidden: int,
+    n_latent: int,
+    n_layers: int,
+    dropout_rate: float,
+    t_max: float,
+    n_branches: int = 1,
 ) -> None:
     """Check the architecture options of :class:`~revelo.REVELO`.
 
@@ -30,13 +36,20 @@ def check_model_params(
         Encoder dropout.
     t_max
         Length of the latent time axis.
+    n_branches
+        Number of kinetic branches.
 
     Raises
     ------
     ValueError
         When a value is out of range.
     """
-    for name, value in (("n_hidden", n_hidden), ("n_latent", n_latent), ("n_layers", n_layers)):
+    for name, value in (
+        ("n_hidden", n_hidden),
+        ("n_latent", n_latent),
+        ("n_layers", n_layers),
+        ("n_branches", n_branches),
+    ):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             msg = f"{name} must be a positive integer, got {value!r}."
             raise ValueError(msg)

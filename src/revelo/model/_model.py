@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Literal
 
 import torch
@@ -25,7 +26,7 @@ from revelo._validation import (
 )
 from revelo.module import REVELOVAE
 
-from ._callbacks import training_callbacks
+from ._callbacks import outputs_finite, training_callbacks
 from ._data import anndata_fields, registered_layers, registered_tensors
 from ._evidence import EvidenceMixin
 from ._guard import guarded_training
@@ -45,6 +46,10 @@ from ._uncertainty import UncertaintyMixin
 
 if TYPE_CHECKING:
     from anndata import AnnData
+
+#: Shortest first fit (``max_epochs``) after which ``regimes="auto"`` chooses the regimes: a
+#: shorter one does not order the cells.
+MIN_REGIME_EPOCHS = 20
 
 
 class REVELO(
@@ -117,8 +122,17 @@ class REVELO(
         ``"full"``: every gene runs one induction and one repression. ``"auto"``: after a
         first fit, each gene's data along the cells' latent time choose its regime (full
         switch, induction only, repression only from its induction steady state, or steady)
-        and training continues with the states of that regime; ``add_outputs`` writes it to
-        ``var["fit_regime"]`` (see the model page).
+        and training continues with the states of that regime for a quarter of ``max_epochs``
+        more, without dropout; ``add_outputs`` writes it to ``var["fit_regime"]`` (see the
+        model page). Not with ``max_epochs`` below 20, nor when training resumes from a
+        checkpoint: every gene then stays a full switch.
+    n_branches
+        Number of kinetic branches. Each branch has its own per-gene transcription rate and
+        switch time; the decoder gives each cell weights over the branches, and the cell's α
+        and switch time mix the branches' (see the model page). Lineages that induce different
+        genes, or the same genes at different times, get kinetics of their own. 1: one set
+        of kinetics for all cells; use it with ``time_mode="shared"``, whose clock the
+        branches were measured to disorder (see the benchmarks page).
 
     Notes
     -----
@@ -157,7 +171,8 @@ class REVELO(
         steady_scale_factor: float = 0.1,
         noise_init: float = 0.1,
         learn_unspliced_scaling: bool = True,
-        regimes: Literal["full", "auto"] = "full",
+        regimes: Literal["full", "auto"] = "auto",
+        n_branches: int = 4,
     ):
         check_likelihood(likelihood)
         check_choice("regimes", regimes, ("full", "auto"))
@@ -168,6 +183,7 @@ class REVELO(
             n_layers=n_layers,
             dropout_rate=dropout_rate,
             t_max=t_max,
+            n_branches=n_branches,
         )
         super().__init__(adata)
         # Queries compare their AnnData's genes with these, which in-place edits cannot change.
@@ -198,6 +214,7 @@ class REVELO(
             steady_scale_factor=steady_scale_factor,
             noise_init=noise_init,
             learn_unspliced_scaling=learn_unspliced_scaling,
+            n_branches=n_branches,
             **init,
         )
         self._model_summary_string = (
@@ -207,8 +224,7 @@ class REVELO(
         )
         if time_mode != "gene":
             self._model_summary_string += f", time_mode={time_mode!r}"
-        if regimes != "full":
-            self._model_summary_string += f", regimes={regimes!r}"
+        self._model_summary_string += f", regimes={regimes!r}, n_branches={n_branches}"
         if init["n_batch"] > 1:
             self._model_summary_string += f", n_batch={init['n_batch']}"
         self.init_params_ = self._get_init_params(locals())
@@ -482,10 +498,20 @@ class REVELO(
             )
 
         result = fit(max_epochs)
-        if self._regimes == "auto" and ckpt_path is None:
+        if (
+            self._regimes == "auto"
+            and ckpt_path is None
+            and max_epochs >= MIN_REGIME_EPOCHS
+            # A diverged first fit has no time to order the cells by; the guard reports it.
+            and outputs_finite(self.module, datamodule.tensors)
+        ):
             # The first fit's latent time orders the cells; each gene's data along it choose
             # its regime, and training continues with the states that regime opens.
             self.module.set_regimes(select_regimes(self))
             plan["n_epochs_kl_warmup"] = None
-            result = fit(max(20, max_epochs // 4))
+            # The queries above leave the module in evaluation mode, and the continuation runs
+            # in it, without dropout: a fine-tuning of the first fit, as the benchmarks measured.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
+                result = fit(max_epochs // 4)
         return result

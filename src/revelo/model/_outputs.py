@@ -62,6 +62,12 @@ def write_outputs(
 
     for key, column in scvelo_rate_columns(model.get_rates()).items():
         adata.var[key] = column
+    if model.module.n_branches > 1:
+        adata.obsm["fit_branch_weights"] = model.get_branch_weights(
+            adata, batch_size=batch_size
+        ).to_numpy()
+    else:
+        adata.obsm.pop("fit_branch_weights", None)
     adata.var["fit_regime"] = pd.Categorical.from_codes(
         model.module.regime.cpu().numpy(), categories=list(REGIMES)
     )

@@ -85,6 +85,46 @@ class QueryMixin:
 
     @query_docs
     @with_thread_limit
+    @torch.inference_mode()
+    def get_branch_weights(
+        self,
+        adata: AnnData | None = None,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+    ) -> pd.DataFrame:
+        """Each cell's weights over the kinetic branches, at the posterior mean of z.
+
+        A cell's transcription rates and switch times mix the branches' by these weights
+        (``REVELO(n_branches=...)``; see the model page). Rows sum to 1.
+
+        Parameters
+        ----------
+        %(adata)s
+        %(indices)s
+        %(batch_size)s
+
+        Returns
+        -------
+        Cells × branches, columns ``branch_0``, ``branch_1``, …, indexed by cell.
+        """
+        adata, indices, dataloader = query_batches(self, adata, indices, batch_size)
+        self.module.eval()
+        weights = []
+        for batch in dataloader:
+            covariates = covariates_of(batch)
+            out = self.module.inference(
+                batch[REGISTRY_KEYS.X_KEY], batch[REGISTRY_KEYS.U_KEY], covariates
+            )
+            weights.append(self.module.branch_weights(out["qzm"], covariates).cpu())
+        weights = torch.cat(weights).numpy()
+        return pd.DataFrame(
+            weights,
+            index=adata.obs_names[indices],
+            columns=[f"branch_{k}" for k in range(weights.shape[1])],
+        )
+
+    @query_docs
+    @with_thread_limit
     def get_latent_time(
         self,
         adata: AnnData | None = None,
@@ -431,6 +471,8 @@ class QueryMixin:
         - ``var["fit_regime"]``: each gene's kinetic regime, one of
           :data:`revelo.module.REGIMES` (``"full"`` for every gene unless
           ``REVELO(regimes="auto")`` chose another);
+        - ``obsm["fit_branch_weights"]``: each cell's weights over the kinetic branches
+          (:meth:`get_branch_weights`), with more than one branch; removed otherwise;
         - ``var["velocity_genes"]``: genes used downstream (an existing column is kept,
           restricted to genes with a finite fit);
         - ``obs["latent_time"]``: one shared time per cell on [0, 1]
@@ -465,7 +507,9 @@ class QueryMixin:
         """Per-gene ``alpha``, ``beta``, ``gamma``, ``t_switch`` and unspliced ``scaling``.
 
         Observed unspliced = ``scaling`` × kinetic unspliced; the rates act on kinetic units.
-        The result is indexed by gene.
+        With kinetic branches, ``alpha`` and ``t_switch`` are the gene's values at equal
+        weights on all branches (the geometric mean of the branches' α); each cell's own are
+        mixed by its :meth:`get_branch_weights`. The result is indexed by gene.
         """
         check_trained(self.is_trained_, "get_rates")
         alpha, beta, gamma = self.module.rates()

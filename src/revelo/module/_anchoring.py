@@ -94,8 +94,10 @@ class AnchoringMixin:
             side = self.state_anchoring(spliced, unspliced, generative_outputs, covariates)
             loss = loss - self.state_prior_weight * (1.0 - kl_weight) * side.sum(-1).mean()
         if self.switch_u is not None and self.switch_penalty > 0:
-            anchor = (generative_outputs["u_switch"] - self.switch_u).square().sum() + (
+            anchor = (generative_outputs["u_switch"] - self.switch_u).square() + (
                 generative_outputs["s_switch"] - self.switch_s
-            ).square().sum()
+            ).square()
+            # Per-cell switch points (branches): the pull is on their mean over the cells.
+            anchor = anchor.mean(0).sum() if anchor.dim() > 1 else anchor.sum()
             loss = loss + self.switch_penalty * (1.0 - kl_weight) * anchor
         return loss

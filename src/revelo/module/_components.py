@@ -191,6 +191,7 @@ class KineticStateDecoder(nn.Module):
         n_continuous: int = 0,
         gene_heads: Sequence[str] = ("rho", "tau"),
         cell_heads: Sequence[str] = (),
+        n_branches: int = 1,
     ):
         super().__init__()
         self.n_genes = n_genes
@@ -212,6 +213,8 @@ class KineticStateDecoder(nn.Module):
         self.state_logits = nn.Linear(n_hidden, n_genes * self.n_states)
         for name in cell_heads:
             setattr(self, name, nn.Linear(n_hidden, 1))
+        # Branch weights of each cell (a softmax), read only with more than one branch.
+        self.branch_logits = nn.Linear(n_hidden, n_branches) if n_branches > 1 else None
 
     def forward(
         self, z: torch.Tensor, *cat_list: torch.Tensor
@@ -227,6 +230,8 @@ class KineticStateDecoder(nn.Module):
         logits = self.state_logits(h_state)
         logits = logits.reshape(*logits.shape[:-1], self.n_genes, self.n_states)
         heads = {name: torch.sigmoid(getattr(self, name)(h_time)) for name in self.head_names}
+        if self.branch_logits is not None:
+            heads["branch"] = torch.softmax(self.branch_logits(h_time), dim=-1)
         return heads, logits
 
 

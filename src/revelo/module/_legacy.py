@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -18,7 +20,9 @@ def upgrade_state_dict(module: nn.Module, state_dict: dict, prefix: str = "") ->
 
     The observation model's entries move under ``observation.``; those it does not have (the
     Gaussian noise of a count model) are dropped, as are the decoder heads that the module's
-    time mode does not build; a model saved before kinetic regimes gets every gene a full switch.
+    time mode does not build; a model saved before kinetic regimes gets every gene a full switch,
+    and one saved before kinetic branches all-zero branch offsets and weights (one set of
+    kinetics).
     A current ``state_dict`` is left as it is.
 
     Parameters
@@ -41,3 +45,8 @@ def upgrade_state_dict(module: nn.Module, state_dict: dict, prefix: str = "") ->
                 state_dict.pop(f"{prefix}decoder.{name}.{part}", None)
     # Models saved before regimes existed fit every gene as a full switch.
     state_dict.setdefault(prefix + "regime", module.regime.new_zeros(module.regime.shape))
+    # Models saved before kinetic branches had one set of kinetics: all-zero offsets (and
+    # equal weights) make every branch that set.
+    for name, tensor in module.state_dict().items():
+        if "branch" in name:
+            state_dict.setdefault(prefix + name, torch.zeros_like(tensor))

@@ -112,6 +112,11 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
     batch_log_scale_init
         Starting log-factors of batches 2, 3, … relative to the first, ``(n_batch − 1) × 2 ×
         n_genes`` (rows u, s); zeros when ``None``.
+    n_branches
+        Number of kinetic branches. With more than one, the decoder also gives each cell
+        weights over the branches (a softmax), each branch has per-gene offsets of log α and
+        of the switch time's logit, and a cell's α and switch time are mixed from them
+        (:meth:`branch_kinetics`); β, γ and the unspliced scaling stay per gene.
     """
 
     def __init__(
@@ -150,8 +155,10 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         continuous_center: np.ndarray | None = None,
         continuous_scale: np.ndarray | None = None,
         batch_log_scale_init: np.ndarray | None = None,
+        n_branches: int = 1,
     ):
         super().__init__()
+        self.n_branches = n_branches
         self.likelihood = likelihood
         self.time_mode = time_mode
         self.n_genes = n_genes
@@ -187,6 +194,10 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         # Each gene's kinetic regime (codes of revelo.module.REGIMES); all full switches until
         # the data select others (set_regimes).
         self.register_buffer("regime", torch.zeros(n_genes, dtype=torch.long))
+        if n_branches > 1:
+            # Per branch and gene: log-factor of α and shift of the switch time's logit.
+            self.branch_log_alpha = nn.Parameter(torch.zeros(n_branches, n_genes))
+            self.branch_switch_shift = nn.Parameter(torch.zeros(n_branches, n_genes))
 
         self._init_anchoring(
             switch_unspliced=switch_unspliced,
@@ -227,6 +238,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
             n_continuous=n_continuous_cov,
             gene_heads=self.time.gene_heads,
             cell_heads=self.time.cell_heads,
+            n_branches=n_branches,
         )
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
@@ -253,6 +265,36 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
     def switch_time(self) -> torch.Tensor:
         """Per-gene switch time from induction to repression, in (0, t_max)."""
         return self.t_max * torch.sigmoid(self.switch_raw)
+
+    def branch_offsets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Branches × genes offsets of log α and of the switch time's logit, centred.
+
+        Centred over the branches, so that :meth:`rates` and :meth:`switch_time` give each
+        gene's geometric-mean α and its switch time at the mean logit of the branches.
+        """
+        log_alpha = self.branch_log_alpha - self.branch_log_alpha.mean(0)
+        shift = self.branch_switch_shift - self.branch_switch_shift.mean(0)
+        return log_alpha, shift
+
+    def branch_kinetics(self, branch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each cell's per-gene α and switch time, from its branch weights (cells × branches).
+
+        With weights ``w`` and the centred offsets ``a`` and ``c`` of :meth:`branch_offsets`,
+        a cell's α is ``α · exp(w · a)`` and its switch time ``t_max · sigmoid(logit + w · c)``.
+        """
+        log_alpha, shift = self.branch_offsets()
+        alpha = F.softplus(self.alpha_raw) * torch.exp(branch @ log_alpha)
+        t_switch = self.t_max * torch.sigmoid(self.switch_raw + branch @ shift)
+        return alpha, t_switch
+
+    def branch_weights(self, z: torch.Tensor, covariates: dict | None = None) -> torch.Tensor:
+        """Cells × branches weights the decoder gives each ``z`` (all 1 with one branch)."""
+        if self.n_branches == 1:
+            return torch.ones(*z.shape[:-1], 1, device=z.device)
+        heads, _ = self.decoder(
+            self._with_continuous(z, covariates), *self._categories(covariates)
+        )
+        return heads["branch"]
 
     def unspliced_scaling(self) -> torch.Tensor:
         """Per-gene factor from kinetic unspliced to observed unspliced."""
@@ -360,6 +402,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         heads, state_logits = self.decoder(decoder_input, *self._categories(covariates))
         alpha, beta, gamma = self.rates()
         t_switch = self.switch_time()
+        branch = heads.pop("branch", None)
+        if branch is not None:
+            alpha, t_switch = self.branch_kinetics(branch)
         scaling = self.unspliced_scaling()
         times = self.time.phase_times(heads, t_switch)
         path = switch_trajectory(alpha, beta, gamma, t_switch, times.induction, times.repression)
@@ -384,6 +429,8 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
             "velocity_u": scaling.unsqueeze(-1)
             * states(path.induction.velocity_u, zeros, repressed.velocity_u),
             "velocity_s": states(path.induction.velocity_s, zeros, repressed.velocity_s),
+            "t_switch": t_switch,
+            **({} if branch is None else {"branch": branch}),
             "u_switch": scaling * path.u_switch,
             "s_switch": path.s_switch,
             "log_covariate_scale": self.log_covariate_scale(covariates),
@@ -468,7 +515,7 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         generative = self.generative(z, covariates)
         log_joint = self.state_log_joint(spliced, unspliced, generative, covariates)
         probs, log_lik = state_softmax_logsumexp(log_joint)
-        allowed = self.time.allowed_states(generative, self.switch_time())
+        allowed = self.time.allowed_states(generative, generative["t_switch"])
         if allowed is not None:
             # The clock decides the side of each gene's switch; the data the state within it.
             # Genes of the other regimes have their states set by the regime alone.
