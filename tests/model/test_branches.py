@@ -35,6 +35,23 @@ def test_branch_weights_are_the_decoders_at_the_posterior_mean(branched):
     pd.testing.assert_frame_equal(subset, weights.iloc[[3, 1]])
 
 
+def test_rates_are_those_of_the_cells_mean_weights(branched):
+    weights = branched.get_branch_weights().to_numpy()
+    np.testing.assert_allclose(branched.module.branch_mean.numpy(), weights.mean(0), rtol=1e-5)
+    # Independently: mix the centred offsets by the mean weights by hand.
+    module = branched.module
+    a = module.branch_log_alpha.detach().numpy()
+    c = module.branch_switch_shift.detach().numpy()
+    a, c = a - a.mean(0), c - c.mean(0)
+    w = weights.mean(0)
+    base_alpha = np.log1p(np.exp(module.alpha_raw.detach().numpy()))
+    logit = module.switch_raw.detach().numpy() + w @ c
+    rates = branched.get_rates()
+    np.testing.assert_allclose(rates["alpha"], base_alpha * np.exp(w @ a), rtol=1e-4)
+    np.testing.assert_allclose(rates["t_switch"], module.t_max / (1 + np.exp(-logit)), rtol=1e-4)
+    assert not np.allclose(rates["alpha"], module.rates()[0].detach().numpy())
+
+
 def test_the_branches_learn_offsets(branched):
     log_alpha, shift = branched.module.branch_offsets()
     assert log_alpha.abs().max() > 1e-3

@@ -102,7 +102,8 @@ def test_model_saved_in_the_0_1_0_layout_loads_with_same_results(case, tmp_path)
         revelo.REVELO.setup_anndata(adata)
     assert adata.n_vars == 12
     revelo.settings.seed = 0
-    model = revelo.REVELO(adata, n_hidden=16, n_latent=3, **model_options)
+    # 0.1.0 had one set of kinetics per gene
+    model = revelo.REVELO(adata, n_hidden=16, n_latent=3, n_branches=1, **model_options)
     model.train(max_epochs=3, enable_progress_bar=False)
     model.save(tmp_path / "model")
 

@@ -129,7 +129,8 @@ class REVELO(
     n_branches
         Number of kinetic branches. Each branch has its own per-gene transcription rate and
         switch time; the decoder gives each cell weights over the branches, and the cell's α
-        and switch time mix the branches' (see the model page). Lineages that induce different
+        and switch time mix the branches' (see the model page; :meth:`get_rates` reports
+        those of the cells' mean weights). Lineages that induce different
         genes, or the same genes at different times, get kinetics of their own. 1: one set
         of kinetics for all cells; use it with ``time_mode="shared"``, whose clock the
         branches were measured to disorder (see the benchmarks page).
@@ -514,4 +515,13 @@ class REVELO(
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode")
                 result = fit(max_epochs // 4)
+        self._set_branch_mean()
         return result
+
+    def _set_branch_mean(self) -> None:
+        """Keep the training cells' mean branch weights, whose kinetics ``get_rates`` reports."""
+        if self.module.n_branches == 1:
+            return
+        mean = torch.as_tensor(self.get_branch_weights().mean(0).to_numpy(), dtype=torch.float32)
+        if torch.isfinite(mean).all():
+            self.module.branch_mean.copy_(mean)

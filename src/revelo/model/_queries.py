@@ -507,17 +507,18 @@ class QueryMixin:
         """Per-gene ``alpha``, ``beta``, ``gamma``, ``t_switch`` and unspliced ``scaling``.
 
         Observed unspliced = ``scaling`` × kinetic unspliced; the rates act on kinetic units.
-        With kinetic branches, ``alpha`` and ``t_switch`` are the gene's values at equal
-        weights on all branches (the geometric mean of the branches' α); each cell's own are
-        mixed by its :meth:`get_branch_weights`. The result is indexed by gene.
+        With kinetic branches, ``alpha`` and ``t_switch`` are those of the training cells'
+        mean branch weights; each cell's own are mixed by its :meth:`get_branch_weights`. The
+        result is indexed by gene.
         """
         check_trained(self.is_trained_, "get_rates")
-        alpha, beta, gamma = self.module.rates()
+        _, beta, gamma = self.module.rates()
+        alpha, t_switch = self.module.population_kinetics()
         columns = {
             "alpha": alpha,
             "beta": beta,
             "gamma": gamma,
-            "t_switch": self.module.switch_time(),
+            "t_switch": t_switch,
             "scaling": self.module.unspliced_scaling(),
         }
         return pd.DataFrame(

@@ -198,6 +198,9 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
             # Per branch and gene: log-factor of α and shift of the switch time's logit.
             self.branch_log_alpha = nn.Parameter(torch.zeros(n_branches, n_genes))
             self.branch_switch_shift = nn.Parameter(torch.zeros(n_branches, n_genes))
+            # The cells' mean weights over the branches, set after training; its kinetics are
+            # the per-gene ones reported (population_kinetics).
+            self.register_buffer("branch_mean", torch.full((n_branches,), 1.0 / n_branches))
 
         self._init_anchoring(
             switch_unspliced=switch_unspliced,
@@ -286,6 +289,16 @@ class REVELOVAE(AnchoringMixin, CovariateMixin, VeloVINamesMixin, BaseModuleClas
         alpha = F.softplus(self.alpha_raw) * torch.exp(branch @ log_alpha)
         t_switch = self.t_max * torch.sigmoid(self.switch_raw + branch @ shift)
         return alpha, t_switch
+
+    def population_kinetics(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-gene α and switch time at the cells' mean branch weights (``branch_mean``).
+
+        With one branch, :meth:`rates`' α and :meth:`switch_time`.
+        """
+        if self.n_branches == 1:
+            return F.softplus(self.alpha_raw), self.switch_time()
+        alpha, t_switch = self.branch_kinetics(self.branch_mean.unsqueeze(0))
+        return alpha[0], t_switch[0]
 
     def branch_weights(self, z: torch.Tensor, covariates: dict | None = None) -> torch.Tensor:
         """Cells × branches weights the decoder gives each ``z`` (all 1 with one branch)."""

@@ -18,9 +18,10 @@ class VeloVINamesMixin:
     def switch_time_unconstr(self) -> torch.Tensor:
         """Per-gene switch time on VeloVI's unconstrained scale, detached.
 
-        Its softplus is the switch time (:meth:`~revelo.module.REVELOVAE.switch_time`, in
-        (0, t_max)), up to float32 rounding.
+        Its softplus is the switch time reported per gene
+        (:meth:`~revelo.module.REVELOVAE.population_kinetics`, in (0, t_max)), up to float32
+        rounding.
         """
-        t_switch = self.switch_time().detach()
+        t_switch = self.population_kinetics()[1].detach()
         # softplus⁻¹(t) = log(exp(t) − 1), in a form that neither overflows nor loses small t
         return t_switch + torch.log(-torch.expm1(-t_switch))
