@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import revelo
-from revelo.model._regimes import regime_codes
+from revelo.model._regimes import regime_codes, time_along_velocity
 
 
 def _profiles(n_cells=600, seed=0):
@@ -44,6 +44,29 @@ def test_regime_codes_follow_the_order_of_time_only():
         "repression",
         "induction",
     ]
+
+
+def _trajectory(n_cells=300, seed=0):
+    """Cells along a curve s(t) in 3 genes, their velocities ds/dt and a 10-neighbour graph."""
+    from sklearn.neighbors import kneighbors_graph
+
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 1, n_cells))
+    spliced = np.stack([t, t**2, np.sin(2 * t)], axis=1)
+    velocity = np.stack([np.ones_like(t), 2 * t, 2 * np.cos(2 * t)], axis=1)
+    return t, velocity, spliced, kneighbors_graph(spliced, 10, include_self=False)
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 7])
+def test_time_along_velocity_tells_a_reversed_time(chunk):
+    t, velocity, spliced, graph = _trajectory()
+    assert time_along_velocity(t, velocity, spliced, graph, chunk=chunk) == 1.0
+    assert time_along_velocity(1 - t, velocity, spliced, graph, chunk=chunk) == -1.0
+    assert time_along_velocity(t, -velocity, spliced, graph, chunk=chunk) == -1.0
+    # only the order matters, and noise in the velocities does not turn it
+    rng = np.random.default_rng(1)
+    noisy = velocity + rng.normal(0, 0.5, velocity.shape)
+    assert time_along_velocity(np.exp(5 * t), noisy, spliced, graph, chunk=chunk) == 1.0
 
 
 def test_invalid_regimes_option(simulated):

@@ -4,7 +4,10 @@ A single gene's phase portrait cannot tell an induction from a repression run ba
 order of the cells along the time that all genes share can. After a first fit with every gene
 a full switch, the cells are ordered by that fit's latent time, and each gene's binned mean
 abundance along it says whether the gene rises and falls (full switch), only rises (induction),
-only falls (repression from its steady state) or does neither (steady).
+only falls (repression from its steady state) or does neither (steady). That time is first
+turned, where needed, to run the way the first fit's velocities point
+(:func:`time_along_velocity`): early in training the aggregated time may run backwards while
+the velocities are already right, and regimes read along a reversed time would flip them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from revelo.module import REGIMES
 
@@ -86,12 +90,59 @@ def regime_codes(
     return codes
 
 
+def time_along_velocity(
+    time: np.ndarray,
+    velocity: np.ndarray,
+    spliced: np.ndarray,
+    graph: sparse.spmatrix,
+    *,
+    chunk: int = 1 << 22,
+) -> float:
+    """Whether ``time`` runs the way the velocities point: the sign of their agreement.
+
+    For each edge ``(i, j)`` of the neighbour ``graph`` (weight ``w``), the velocity of cell
+    ``i`` projected on the step to ``j``, ``v_i · (s_j − s_i)``, says whether ``j`` lies ahead
+    of ``i``; the score is ``Σ w · v_i · (s_j − s_i) · (t_j − t_i)``, positive when time grows
+    where the velocities lead.
+
+    Parameters
+    ----------
+    time
+        Each cell's time.
+    velocity, spliced
+        Cells × genes spliced velocity and abundance, in the same units.
+    graph
+        Cells × cells neighbour weights.
+    chunk
+        Largest number of edge × gene entries held at once.
+
+    Returns
+    -------
+    ``1.0`` when the score is positive or zero, ``-1.0`` when negative.
+    """
+    graph = sparse.coo_matrix(graph)
+    rows, cols, weight = graph.row, graph.col, graph.data
+    velocity = np.asarray(velocity, dtype=np.float64)
+    spliced = np.asarray(spliced, dtype=np.float64)
+    time = np.asarray(time, dtype=np.float64)
+    self_projection = (velocity * spliced).sum(1)
+    step = max(1, chunk // max(spliced.shape[1], 1))
+    score = 0.0
+    for start in range(0, len(rows), step):
+        i, j = rows[start : start + step], cols[start : start + step]
+        ahead = (velocity[i] * spliced[j]).sum(1) - self_projection[i]
+        score += float(np.sum(weight[start : start + step] * ahead * (time[j] - time[i])))
+    return 1.0 if score >= 0 else -1.0
+
+
 def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
     """The regime of each gene of a fitted ``model``, from its data along its latent time.
 
     The per-gene times of ``n_samples`` posterior draws are aggregated into one time per cell
     by :func:`revelo.tl.latent_time` (with the neighbour graph of the model's AnnData when it
-    has one), and :func:`regime_codes` reads the observed abundances along it.
+    has one), turned to run the way the velocities point (:func:`time_along_velocity`, on that
+    graph; as it is without one), and :func:`regime_codes` reads the observed abundances along
+    it.
     """
     from anndata import AnnData
 
@@ -100,7 +151,7 @@ def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
     adata = model.adata
     _, _, batches = query_batches(model, None, None, None)
     out = posterior_means(
-        model.module, batches, ("time", "log_likelihood"), n_samples, model.device
+        model.module, batches, ("time", "log_likelihood", "velocity"), n_samples, model.device
     )
     work = AnnData(
         obs=pd.DataFrame(index=adata.obs_names.copy()),
@@ -114,4 +165,9 @@ def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
         work.obsp["connectivities"] = adata.obsp["connectivities"]
     latent_time(work, fit_t_key="fit_t")
     spliced, unspliced = observed_abundances(model, adata)
-    return regime_codes(unspliced, spliced, work.obs["latent_time"].to_numpy())
+    time = work.obs["latent_time"].to_numpy()
+    if "connectivities" in adata.obsp:
+        time = time * time_along_velocity(
+            time, out["velocity"], spliced, adata.obsp["connectivities"]
+        )
+    return regime_codes(unspliced, spliced, time)
