@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import re
 import warnings
 from pathlib import Path
@@ -117,11 +118,14 @@ def fate_states(adata, velocity: np.ndarray, genes: np.ndarray) -> dict[str, Any
     }
 
 
-def run_one(raw, shared, method: str, seed: int) -> dict[str, Any]:
+def run_one(
+    raw, shared, method: str, seed: int, revelo_model: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One method's own pipeline, its velocities on the shared graph, and CellRank's states."""
     from .own_pipeline import run_own, scoring_data
 
-    adata, result, _ = run_own(raw, method, seed=seed)
+    options = {"revelo_model": revelo_model} if method == "revelo" and revelo_model else {}
+    adata, result, _ = run_own(raw, method, seed=seed, **options)
     scored, result = scoring_data(shared, adata, result)
     scored.obs["clusters"] = scored.obs["clusters"].astype("category")
     row = {"method": method, "seed": None if method in DETERMINISTIC else seed}
@@ -155,6 +159,13 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--revelo-model",
+        type=json.loads,
+        default=None,
+        metavar="JSON",
+        help='keyword arguments for REVELO(...), e.g. \'{"regimes": "auto"}\', for a variant',
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     threads = limit_threads(args.threads)
@@ -173,7 +184,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for method in args.methods:
         for seed in args.seeds[:1] if method in DETERMINISTIC else args.seeds:
-            rows.append(run_one(raw, shared, method, seed))
+            rows.append(run_one(raw, shared, method, seed, args.revelo_model))
             print(_table(rows[-1:]).splitlines()[-1], flush=True)
             write_json(args.out, {"environment": env, "options": vars(args), "rows": rows})
     print(_table(rows))
