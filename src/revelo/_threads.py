@@ -59,6 +59,16 @@ def _numba():
     return numba
 
 
+def numba_threads(n_jobs: int) -> int:
+    """``n_jobs`` capped at the threads numba was started with (``NUMBA_NUM_THREADS``).
+
+    numba refuses a larger count, so a library that passes ``n_jobs`` on to
+    ``numba.set_num_threads`` (pynndescent does) needs it capped.
+    """
+    numba = _numba()
+    return n_jobs if numba is None else max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+
+
 @contextmanager
 def limit_threads(n_jobs: int | None = None) -> Iterator[int]:
     """Hold torch's, numba's and the BLAS/OpenMP libraries' pools at ``n_jobs`` threads.
@@ -83,7 +93,7 @@ def limit_threads(n_jobs: int | None = None) -> Iterator[int]:
     torch_before = torch.get_num_threads()
     numba_before = numba.get_num_threads() if numba is not None else None
     if numba is not None:
-        numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(numba_threads(n_jobs))
     try:
         with threadpool_limits(limits=n_jobs):
             torch.set_num_threads(n_jobs)

@@ -13,6 +13,7 @@ import scanpy as sc
 from scipy import sparse
 
 from revelo._settings import settings
+from revelo._threads import numba_threads
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -40,7 +41,8 @@ def neighbors(adata: AnnData, *, n_neighbors: int, use_rep: str, random_state: i
             n_trees=min(64, 5 + round(adata.n_obs**0.5 / 20.0)),
             n_iters=max(5, round(np.log2(adata.n_obs))),
             random_state=random_state,
-            n_jobs=settings.n_jobs,
+            # pynndescent hands n_jobs to numba, which refuses more than NUMBA_NUM_THREADS
+            n_jobs=numba_threads(settings.n_jobs),
         )
         transformer = _CsrMatrixOutput(search)
     with warnings.catch_warnings():
