@@ -59,3 +59,19 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     # raises CellExecutionError, with the failing cell's traceback, when a cell fails
     _runner().execute(path, fast=True, output=tmp_path / path.name, timeout=600)
     assert (tmp_path / path.name).is_file()
+
+
+def test_saving_in_place_needs_ipywidgets(monkeypatch, capsys):
+    """Without ipywidgets every saved notebook would show tqdm's warning: the runner refuses."""
+    runner = _runner()
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "ipywidgets" else find_spec(name, *args),
+    )
+    executed = []
+    monkeypatch.setattr(runner, "execute", lambda *args, **kwargs: executed.append(args))
+    assert runner.main(["quickstart"]) == 2
+    assert executed == []
+    assert 'pip install -e ".[doc]"' in capsys.readouterr().err

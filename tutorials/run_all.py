@@ -7,7 +7,9 @@ a change to revelo that alters results, rerun them at full size and commit the o
     python tutorials/run_all.py quickstart           # only the named notebooks
     python tutorials/run_all.py --fast --output-dir /tmp/tutorials   # reduced size, elsewhere
 
-``--fast`` sets ``REVELO_TUTORIAL_FAST=1``, which each notebook reads to pick fewer cells,
+Saving in place needs ipywidgets (``pip install -e ".[doc]"``): without it scvi-tools' import
+of ``tqdm.auto`` warns in every notebook, and the runner refuses. ``--fast`` sets
+``REVELO_TUTORIAL_FAST=1``, which each notebook reads to pick fewer cells,
 genes, epochs and posterior draws; the test suite runs them that way
 (``tests/test_tutorials.py``). The kernel is the ``python3`` kernel of the interpreter running
 this script. Real data sets are read from ``REVELO_DATA_DIR``, which defaults here to the
@@ -18,6 +20,7 @@ per-user cache ``~/.cache/revelo``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -90,6 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="write here instead of in place")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("ipywidgets") is None and args.output_dir is None:
+        # scvi-tools imports tqdm.auto, which warns in every notebook without it, and the
+        # warning would be saved with the outputs the documentation shows.
+        print(
+            "ipywidgets is not installed: the saved notebooks would show tqdm's warning. "
+            'Install the documentation extra first: pip install -e ".[doc]"',
+            file=sys.stderr,
+        )
+        return 2
 
     failed = []
     for path in notebooks(args.names):
