@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import re
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._common import environment, limit_threads, write_json
+from .run import _json_object
 
 OUT = Path(__file__).parent / "results" / "fates.json"
 METHODS = ("revelo", "velovi", "scvelo_dynamical", "scvelo_stochastic", "scvelo_deterministic")
@@ -124,8 +124,7 @@ def run_one(
     """One method's own pipeline, its velocities on the shared graph, and CellRank's states."""
     from .own_pipeline import run_own, scoring_data
 
-    options = {"revelo_model": revelo_model} if method == "revelo" and revelo_model else {}
-    adata, result, _ = run_own(raw, method, seed=seed, **options)
+    adata, result, _ = run_own(raw, method, seed=seed, revelo_model=revelo_model)
     scored, result = scoring_data(shared, adata, result)
     scored.obs["clusters"] = scored.obs["clusters"].astype("category")
     row = {"method": method, "seed": None if method in DETERMINISTIC else seed}
@@ -161,7 +160,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--revelo-model",
-        type=json.loads,
+        type=_json_object,
         default=None,
         metavar="JSON",
         help='keyword arguments for REVELO(...), e.g. \'{"regimes": "auto"}\', for a variant',

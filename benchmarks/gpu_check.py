@@ -10,7 +10,9 @@ without early stopping, once with ``accelerator="cpu"`` and once with ``accelera
 (each from seed 0; the default batch size is 256 on the CPU and 1,024 on a GPU), then
 ``add_outputs``. Prints, for each, the seconds of training plus outputs, the device the model
 ended on, and sign agreement and cosine with the true velocity
-(:func:`revelo.tl.velocity_accuracy`). Writes ``benchmarks/results/gpu_check.json``.
+(:func:`revelo.tl.velocity_accuracy`; the truth in ``layers["true_velocity"]``, in counts, so
+the cosine weighs genes by their counts and compares the two runs, not other benchmarks).
+Writes ``benchmarks/results/gpu_check.json``.
 """
 
 from __future__ import annotations

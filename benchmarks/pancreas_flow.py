@@ -26,6 +26,7 @@ import numpy as np
 import revelo
 
 from ._common import environment, limit_threads, load_average, write_json
+from .run import _json_object
 
 RESULTS = Path(__file__).parent / "results"
 TRANSITIONS = (
@@ -64,7 +65,9 @@ def flows(adata, options: dict, *, epochs: int, seed: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", nargs="+", default=["{}"], help="REVELO options (JSON)")
+    parser.add_argument(
+        "--variants", nargs="+", type=_json_object, default=[{}], help="REVELO options (JSON)"
+    )
     parser.add_argument("--epochs", nargs="+", type=int, default=[0], help="0: the default")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -79,8 +82,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"{s[:8] + '→' + t[:8]:>18}" for s, t in TRANSITIONS
     )
     print(header)
-    for variant in args.variants:
-        options = json.loads(variant)
+    for options in args.variants:
+        variant = json.dumps(options)
         for epochs in args.epochs:
             for seed in args.seeds:
                 load = load_average()

@@ -161,13 +161,12 @@ def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
         ),
     )
     work.layers["fit_t"] = out["time"]
-    if "connectivities" in adata.obsp:
-        work.obsp["connectivities"] = adata.obsp["connectivities"]
+    graph = adata.obsp["connectivities"] if "connectivities" in adata.obsp else None
+    if graph is not None:
+        work.obsp["connectivities"] = graph
     latent_time(work, fit_t_key="fit_t")
     spliced, unspliced = observed_abundances(model, adata)
     time = work.obs["latent_time"].to_numpy()
-    if "connectivities" in adata.obsp:
-        time = time * time_along_velocity(
-            time, out["velocity"], spliced, adata.obsp["connectivities"]
-        )
+    if graph is not None:
+        time = time * time_along_velocity(time, out["velocity"], spliced, graph)
     return regime_codes(unspliced, spliced, time)
