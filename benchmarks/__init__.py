@@ -9,13 +9,15 @@ folder next to the repository when it exists (revelo's own default is the per-us
 import os
 from pathlib import Path
 
-for _name in (
+#: The thread-pool variables set to 1 here unless already set.
+THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
     "NUMBA_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
-):
+)
+for _name in THREAD_VARIABLES:
     os.environ.setdefault(_name, "1")
 
 _SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import THREAD_VARIABLES
 from ._common import environment, write_json
 
 OUT = Path(__file__).parent / "results" / "demo_time.json"
@@ -59,7 +60,7 @@ def main() -> None:
     ).stdout.strip()
     env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_ENV")}
     # What a new user's shell has: no thread settings of this process, no revelo on the path.
-    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH", "REVELO_DATA_DIR"):
+    for key in (*THREAD_VARIABLES, "PYTHONPATH", "REVELO_DATA_DIR"):
         env.pop(key, None)
     spinner = _spin() if args.busy else None
     try:
