@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import revelo
-from revelo.model._regimes import regime_codes, time_along_velocity
+from revelo.model._regimes import regime_codes, velocity_potential
 
 
 def _profiles(n_cells=600, seed=0):
@@ -57,16 +57,63 @@ def _trajectory(n_cells=300, seed=0):
     return t, velocity, spliced, kneighbors_graph(spliced, 10, include_self=False)
 
 
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    return spearmanr(a, b)[0]
+
+
 @pytest.mark.parametrize("chunk", [1 << 22, 7])
-def test_time_along_velocity_tells_a_reversed_time(chunk):
+def test_velocity_potential_rises_where_the_velocities_lead(chunk):
     t, velocity, spliced, graph = _trajectory()
-    assert time_along_velocity(t, velocity, spliced, graph, chunk=chunk) == 1.0
-    assert time_along_velocity(1 - t, velocity, spliced, graph, chunk=chunk) == -1.0
-    assert time_along_velocity(t, -velocity, spliced, graph, chunk=chunk) == -1.0
-    # only the order matters, and noise in the velocities does not turn it
+    assert _spearman(velocity_potential(velocity, spliced, graph, chunk=chunk), t) > 0.99
+    assert _spearman(velocity_potential(-velocity, spliced, graph, chunk=chunk), t) < -0.99
+    # noisy velocities still give the order
     rng = np.random.default_rng(1)
     noisy = velocity + rng.normal(0, 0.5, velocity.shape)
-    assert time_along_velocity(np.exp(5 * t), noisy, spliced, graph, chunk=chunk) == 1.0
+    assert _spearman(velocity_potential(noisy, spliced, graph, chunk=chunk), t) > 0.95
+
+
+def test_velocity_potential_orders_a_steady_population_before_the_cells_it_leads_to():
+    # cells resting at the start (velocity pointing on, but short per-gene progress) and a path
+    rng = np.random.default_rng(0)
+    from sklearn.neighbors import kneighbors_graph
+
+    rest = rng.normal(0, 0.05, (100, 2))
+    t = np.sort(rng.uniform(0.05, 1, 200))
+    path = np.stack([t, t**2], axis=1) + rng.normal(0, 0.01, (200, 2))
+    spliced = np.vstack([rest, path])
+    velocity = np.vstack([np.tile([1.0, 0.0], (100, 1)), np.stack([np.ones_like(t), 2 * t], 1)])
+    velocity += rng.normal(0, 0.3, velocity.shape)
+    potential = velocity_potential(velocity, spliced, kneighbors_graph(spliced, 10))
+    assert np.median(potential[:100]) < np.quantile(potential[100:], 0.1)
+
+
+def test_velocity_potential_is_the_weighted_least_squares_fit_of_the_edge_flows():
+    # independent computation: the edge incidence matrix and numpy's least squares
+    rng = np.random.default_rng(2)
+    n = 30
+    spliced = rng.normal(size=(n, 4))
+    velocity = rng.normal(size=(n, 4))
+    dense = np.triu(rng.uniform(0.2, 1.0, (n, n)) * (rng.uniform(size=(n, n)) < 0.3), 1)
+    dense[np.arange(n - 1), np.arange(1, n)] = 0.5  # connected
+    graph = dense + dense.T
+    from scipy import sparse
+
+    potential = velocity_potential(velocity, spliced, sparse.csr_matrix(graph))
+
+    def cosine(i, j):
+        step = spliced[j] - spliced[i]
+        return velocity[i] @ step / (np.linalg.norm(velocity[i]) * np.linalg.norm(step))
+
+    rows, cols = np.nonzero(dense)
+    incidence = np.zeros((len(rows), n))
+    incidence[np.arange(len(rows)), cols] = 1
+    incidence[np.arange(len(rows)), rows] = -1
+    flow = np.array([(cosine(i, j) - cosine(j, i)) / 2 for i, j in zip(rows, cols)])
+    root_weight = np.sqrt(dense[rows, cols])[:, None]
+    expected, *_ = np.linalg.lstsq(root_weight * incidence, root_weight[:, 0] * flow, rcond=None)
+    np.testing.assert_allclose(potential - potential.mean(), expected - expected.mean(), atol=1e-4)
 
 
 def test_invalid_regimes_option(simulated):

@@ -1,13 +1,14 @@
-"""Choosing each gene's kinetic regime from its data, ordered by the cells' shared time.
+"""Choosing each gene's kinetic regime from its data, ordered by where the velocities lead.
 
 A single gene's phase portrait cannot tell an induction from a repression run backwards; the
-order of the cells along the time that all genes share can. After a first fit with every gene
-a full switch, the cells are ordered by that fit's latent time, and each gene's binned mean
-abundance along it says whether the gene rises and falls (full switch), only rises (induction),
-only falls (repression from its steady state) or does neither (steady). That time is first
-turned, where needed, to run the way the first fit's velocities point
-(:func:`time_along_velocity`): early in training the aggregated time may run backwards while
-the velocities are already right, and regimes read along a reversed time would flip them.
+order of the cells along the path that all genes share can. After a first fit with every gene
+a full switch, the cells are ordered by the potential of that fit's velocities on the neighbour
+graph (:func:`velocity_potential`), and each gene's binned mean abundance along it says whether
+the gene rises and falls (full switch), only rises (induction), only falls (repression from its
+steady state) or does neither (steady). The potential pools the velocities of all genes over
+the graph, so it runs the way they point; the first fit's aggregated latent time, used before,
+can place a population at a steady state (pancreas' ductal cells) after the cells it leads to,
+and genes that peak in those cells were then read as repression only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.sparse.linalg import cg
 
 from revelo.module import REGIMES
 
@@ -90,83 +92,96 @@ def regime_codes(
     return codes
 
 
-def time_along_velocity(
-    time: np.ndarray,
+def velocity_potential(
     velocity: np.ndarray,
     spliced: np.ndarray,
     graph: sparse.spmatrix,
     *,
     chunk: int = 1 << 22,
-) -> float:
-    """Whether ``time`` runs the way the velocities point: the sign of their agreement.
+) -> np.ndarray:
+    """A time for each cell that rises where the velocities lead: their potential on ``graph``.
 
-    For each edge ``(i, j)`` of the neighbour ``graph`` (weight ``w``), the velocity of cell
-    ``i`` projected on the step to ``j``, ``v_i · (s_j − s_i)``, says whether ``j`` lies ahead
-    of ``i``; the score is ``Σ w · v_i · (s_j − s_i) · (t_j − t_i)``, positive when time grows
-    where the velocities lead.
+    For each edge ``(i, j)`` of the neighbour graph (weight ``w``), the cosine ``c_ij`` between
+    the velocity of cell ``i`` and the step ``s_j − s_i`` says how far ``j`` lies ahead of ``i``;
+    ``f_ij = (c_ij − c_ji) / 2`` is the flow along the edge, antisymmetric. The potential ``φ``
+    is the least-squares fit of ``φ_j − φ_i ≈ f_ij`` over all edges, weighted by ``w``: the
+    solution of ``L φ = −Σ_j w_ij f_ij`` with the graph Laplacian ``L`` (conjugate gradients,
+    with a small ridge that centres each connected component). It pools every cell's velocity
+    along the graph, so a population whose per-gene times say little (cells at a steady state)
+    still lies before the cells its velocities lead to.
 
     Parameters
     ----------
-    time
-        Each cell's time.
     velocity, spliced
         Cells × genes spliced velocity and abundance, in the same units.
     graph
-        Cells × cells neighbour weights.
+        Cells × cells neighbour weights (symmetrised here).
     chunk
         Largest number of edge × gene entries held at once.
 
     Returns
     -------
-    ``1.0`` when the score is positive or zero, ``-1.0`` when negative.
+    Each cell's potential (only its order is meaningful).
     """
     graph = sparse.coo_matrix(graph)
-    rows, cols, weight = graph.row, graph.col, graph.data
+    rows, cols = graph.row, graph.col
     velocity = np.asarray(velocity, dtype=np.float64)
     spliced = np.asarray(spliced, dtype=np.float64)
-    time = np.asarray(time, dtype=np.float64)
-    self_projection = (velocity * spliced).sum(1)
+    speed = np.linalg.norm(velocity, axis=1)
+    cosine = np.zeros(len(rows))
     step = max(1, chunk // max(spliced.shape[1], 1))
-    score = 0.0
     for start in range(0, len(rows), step):
         i, j = rows[start : start + step], cols[start : start + step]
-        ahead = (velocity[i] * spliced[j]).sum(1) - self_projection[i]
-        score += float(np.sum(weight[start : start + step] * ahead * (time[j] - time[i])))
-    return 1.0 if score >= 0 else -1.0
+        move = spliced[j] - spliced[i]
+        norm = speed[i] * np.linalg.norm(move, axis=1)
+        ahead = (velocity[i] * move).sum(1)
+        cosine[start : start + step] = np.divide(
+            ahead, norm, out=np.zeros_like(ahead), where=norm > 0
+        )
+    shape = graph.shape
+    flow = sparse.csr_matrix((cosine, (rows, cols)), shape=shape)
+    flow = (flow - flow.T) / 2
+    weight = sparse.csr_matrix((graph.data, (rows, cols)), shape=shape)
+    weight = (weight + weight.T) / 2
+    divergence = -np.asarray(weight.multiply(flow).sum(1)).ravel()
+    degree = np.asarray(weight.sum(1)).ravel()
+    laplacian = sparse.diags(degree + 1e-6 * max(degree.mean(), 1e-12)) - weight
+    potential, _ = cg(laplacian, divergence, rtol=1e-8, maxiter=10 * shape[0])
+    return potential
 
 
 def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
-    """The regime of each gene of a fitted ``model``, from its data along its latent time.
+    """The regime of each gene of a fitted ``model``, from its data along the cells' order.
 
-    The per-gene times of ``n_samples`` posterior draws are aggregated into one time per cell
-    by :func:`revelo.tl.latent_time` (with the neighbour graph of the model's AnnData when it
-    has one), turned to run the way the velocities point (:func:`time_along_velocity`, on that
-    graph; as it is without one), and :func:`regime_codes` reads the observed abundances along
-    it.
+    With a neighbour graph in the model's AnnData (``obsp["connectivities"]``), the cells are
+    ordered by the potential of the velocities (the posterior mean of ``n_samples`` draws) on
+    that graph (:func:`velocity_potential`); without one, by the per-gene times of those draws
+    aggregated into one time per cell (:func:`revelo.tl.latent_time`). :func:`regime_codes`
+    reads the observed abundances along that order.
     """
+    adata = model.adata
+    _, _, batches = query_batches(model, None, None, None)
+    graph = adata.obsp["connectivities"] if "connectivities" in adata.obsp else None
+    keys = ("velocity",) if graph is not None else ("time", "log_likelihood")
+    out = posterior_means(model.module, batches, keys, n_samples, model.device)
+    spliced, unspliced = observed_abundances(model, adata)
+    if graph is not None:
+        time = velocity_potential(out["velocity"], spliced, graph)
+    else:
+        time = _latent_time(adata, out["time"], out["log_likelihood"].mean(0))
+    return regime_codes(unspliced, spliced, time)
+
+
+def _latent_time(adata, gene_times: np.ndarray, log_likelihood: np.ndarray) -> np.ndarray:
+    """One time per cell from per-gene times, weighted by the genes' log-likelihoods."""
     from anndata import AnnData
 
     from revelo.tl import latent_time
 
-    adata = model.adata
-    _, _, batches = query_batches(model, None, None, None)
-    out = posterior_means(
-        model.module, batches, ("time", "log_likelihood", "velocity"), n_samples, model.device
-    )
     work = AnnData(
         obs=pd.DataFrame(index=adata.obs_names.copy()),
-        var=pd.DataFrame(
-            {"revelo_log_likelihood": out["log_likelihood"].mean(0)},
-            index=adata.var_names.copy(),
-        ),
+        var=pd.DataFrame({"revelo_log_likelihood": log_likelihood}, index=adata.var_names.copy()),
     )
-    work.layers["fit_t"] = out["time"]
-    graph = adata.obsp["connectivities"] if "connectivities" in adata.obsp else None
-    if graph is not None:
-        work.obsp["connectivities"] = graph
+    work.layers["fit_t"] = gene_times
     latent_time(work, fit_t_key="fit_t")
-    spliced, unspliced = observed_abundances(model, adata)
-    time = work.obs["latent_time"].to_numpy()
-    if graph is not None:
-        time = time * time_along_velocity(time, out["velocity"], spliced, graph)
-    return regime_codes(unspliced, spliced, time)
+    return work.obs["latent_time"].to_numpy()
