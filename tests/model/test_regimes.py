@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import revelo
-from revelo.model._regimes import regime_codes, velocity_potential
+from revelo.model._regimes import cell_order, regime_codes, velocity_potential
 
 
 def _profiles(n_cells=600, seed=0):
@@ -114,6 +114,17 @@ def test_velocity_potential_is_the_weighted_least_squares_fit_of_the_edge_flows(
     root_weight = np.sqrt(dense[rows, cols])[:, None]
     expected, *_ = np.linalg.lstsq(root_weight * incidence, root_weight[:, 0] * flow, rcond=None)
     np.testing.assert_allclose(potential - potential.mean(), expected - expected.mean(), atol=1e-4)
+
+
+def test_cell_order_follows_the_true_time_with_and_without_a_graph(trained):
+    # on the graph, the velocities' potential; without one, the aggregated latent time
+    true_t = trained.adata.obs["true_t"].to_numpy()
+    assert _spearman(cell_order(trained), true_t) > 0.9
+    graph = trained.adata.obsp.pop("connectivities")
+    try:
+        assert _spearman(cell_order(trained), true_t) > 0.9
+    finally:
+        trained.adata.obsp["connectivities"] = graph
 
 
 def test_invalid_regimes_option(simulated):

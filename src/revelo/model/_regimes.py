@@ -151,25 +151,28 @@ def velocity_potential(
 
 
 def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
-    """The regime of each gene of a fitted ``model``, from its data along the cells' order.
+    """Each gene's regime in a fitted ``model``: :func:`regime_codes` along :func:`cell_order`."""
+    spliced, unspliced = observed_abundances(model, model.adata)
+    return regime_codes(unspliced, spliced, cell_order(model, n_samples=n_samples))
 
-    With a neighbour graph in the model's AnnData (``obsp["connectivities"]``), the cells are
-    ordered by the potential of the velocities (the posterior mean of ``n_samples`` draws) on
-    that graph (:func:`velocity_potential`); without one, by the per-gene times of those draws
-    aggregated into one time per cell (:func:`revelo.tl.latent_time`). :func:`regime_codes`
-    reads the observed abundances along that order.
+
+def cell_order(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
+    """The order of the cells of a fitted ``model`` that its genes' regimes are read along.
+
+    With a neighbour graph in the model's AnnData (``obsp["connectivities"]``), the potential
+    of the velocities (the posterior mean of ``n_samples`` draws) on that graph
+    (:func:`velocity_potential`); without one, the per-gene times of those draws aggregated
+    into one time per cell (:func:`revelo.tl.latent_time`).
     """
     adata = model.adata
     _, _, batches = query_batches(model, None, None, None)
     graph = adata.obsp["connectivities"] if "connectivities" in adata.obsp else None
     keys = ("velocity",) if graph is not None else ("time", "log_likelihood")
     out = posterior_means(model.module, batches, keys, n_samples, model.device)
-    spliced, unspliced = observed_abundances(model, adata)
     if graph is not None:
-        time = velocity_potential(out["velocity"], spliced, graph)
-    else:
-        time = _latent_time(adata, out["time"], out["log_likelihood"].mean(0))
-    return regime_codes(unspliced, spliced, time)
+        spliced, _ = observed_abundances(model, adata)
+        return velocity_potential(out["velocity"], spliced, graph)
+    return _latent_time(adata, out["time"], out["log_likelihood"].mean(0))
 
 
 def _latent_time(adata, gene_times: np.ndarray, log_likelihood: np.ndarray) -> np.ndarray:
