@@ -120,7 +120,8 @@ def test_train_reports_progress_and_a_summary(raw, capsys, info_level):
     adata = revelo.pp.preprocess(raw, n_top_genes=None, n_neighbors=10, compute_umap=False)
     revelo.REVELO.setup_anndata(adata)
     revelo.settings.seed = 0
-    model = revelo.REVELO(adata, n_hidden=16)
+    # one fit: with regimes="auto" a second one follows (tested in test_regimes.py)
+    model = revelo.REVELO(adata, n_hidden=16, regimes="full")
     model.train(max_epochs=20, early_stopping=False)
     err = capsys.readouterr().err
     progress = [line for line in err.splitlines() if line.startswith("epoch")]

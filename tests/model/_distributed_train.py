@@ -46,6 +46,7 @@ def main(mode: str, out: str, max_epochs: int) -> None:
             velocity=velocity.to_numpy(),
             true_velocity=adata.layers["true_velocity"],
             gamma=model.get_rates()["gamma"].to_numpy(),
+            regime=model.module.regime.cpu().numpy(),
             true_gamma=adata.var["true_gamma"].to_numpy(),
             world_size=model.trainer.world_size,
             n_epochs=len(model.history["elbo_train"]),

@@ -14,10 +14,16 @@ Criterion, on the velocities of all cells (mean of 10 posterior draws) and the f
   > 0.95;
 - same sign in > 95 % of the entries where the true velocity is not ~0 (|v| above 0.1 % of
   the gene's largest);
-- Spearman correlation of the per-gene degradation rates γ > 0.95.
+- the same kinetic regime (``regimes="auto"``) for at least 90 % of the genes: it is a discrete
+  choice read off each run's first fit, and a gene whose cells hardly cover its induction may
+  fall either way;
+- Spearman correlation of the per-gene degradation rates γ over the genes with the same regime
+  > 0.95.
 
 Measured on the 2-core CI machine: correlation 0.997, sign agreement 0.98, γ 0.997 after 100
-epochs. The query after DDP training must also cover every cell: the process group outlives
+epochs with every gene a full switch and one branch; with the defaults (regimes chosen, four
+branches) after 30 epochs, 28 of 30 genes with the same regime and γ 0.956 over them. The
+query after DDP training must also cover every cell: the process group outlives
 ``trainer.fit`` and queries must not be split across processes.
 """
 
@@ -68,9 +74,11 @@ def _check_agreement(ddp: dict, single: dict) -> None:
     moving = np.abs(truth) > 1e-3 * np.abs(truth).max(0)
     same_sign = (np.sign(ddp["velocity"]) == np.sign(single["velocity"]))[moving].mean()
     correlation = pearsonr(ddp["velocity"].ravel(), single["velocity"].ravel()).statistic
-    gamma = spearmanr(ddp["gamma"], single["gamma"]).statistic
+    same_regime = ddp["regime"] == single["regime"]
+    gamma = spearmanr(ddp["gamma"][same_regime], single["gamma"][same_regime]).statistic
     assert correlation > 0.95, correlation
     assert same_sign > 0.95, same_sign
+    assert same_regime.mean() >= 0.9, same_regime.mean()
     assert gamma > 0.95, gamma
 
 

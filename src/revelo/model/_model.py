@@ -119,22 +119,21 @@ class REVELO(
     learn_unspliced_scaling
         Learn the per-gene factor from kinetic to observed unspliced (otherwise fixed at 1).
     regimes
-        ``"full"``: every gene runs one induction and one repression. ``"auto"``: after a
-        first fit, each gene's data along the cells' latent time choose its regime (full
-        switch, induction only, repression only from its induction steady state, or steady)
-        and training continues with the states of that regime for a quarter of ``max_epochs``
+        ``"full"``: every gene runs one induction and one repression. ``"auto"`` (the
+        default): after a first fit, each gene's data along the cells' order (the potential of
+        that fit's velocities on the neighbour graph) choose its regime (full switch,
+        induction only, repression only from its induction steady state, or steady) and
+        training continues with the states of that regime for a quarter of ``max_epochs``
         more, without dropout; ``add_outputs`` writes it to ``var["fit_regime"]`` (see the
         model page). Not with ``max_epochs`` below 20, nor when training resumes from a
-        checkpoint: every gene then stays a full switch. ``"auto"`` with ``n_branches=4``
-        helps on genes with partial dynamics and on pancreas but did not hold on every data
-        set measured, so it is not the default (see the benchmarks page).
+        checkpoint: every gene then stays a full switch.
     n_branches
         Number of kinetic branches. Each branch has its own per-gene transcription rate and
         switch time; the decoder gives each cell weights over the branches, and the cell's α
         and switch time mix the branches' (see the model page; :meth:`get_rates` reports
         those of the cells' mean weights). Lineages that induce different
-        genes, or the same genes at different times, get kinetics of their own. 1 (the
-        default): one set of kinetics for all cells; keep it with ``time_mode="shared"``,
+        genes, or the same genes at different times, get kinetics of their own (4 by
+        default). 1: one set of kinetics for all cells; use it with ``time_mode="shared"``,
         whose clock the branches were measured to disorder (see the benchmarks page).
 
     Notes
@@ -174,8 +173,8 @@ class REVELO(
         steady_scale_factor: float = 0.1,
         noise_init: float = 0.1,
         learn_unspliced_scaling: bool = True,
-        regimes: Literal["full", "auto"] = "full",
-        n_branches: int = 1,
+        regimes: Literal["full", "auto"] = "auto",
+        n_branches: int = 4,
     ):
         check_likelihood(likelihood)
         check_choice("regimes", regimes, ("full", "auto"))
