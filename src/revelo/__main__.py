@@ -119,7 +119,8 @@ def demo(args: argparse.Namespace) -> int:
         n_obs=args.n_obs, n_vars=args.n_vars, seed=args.seed, t_max=args.t_max
     )
     # Simulated genes all start at zero, so library size follows time: no per-cell normalisation.
-    adata = revelo.pp.preprocess(raw, n_top_genes=None, normalize=False)
+    # The demo draws phase portraits only, so it needs no UMAP.
+    adata = revelo.pp.preprocess(raw, n_top_genes=None, normalize=False, compute_umap=False)
     # The truth in the units of layers["Ms"]: scaling a gene rescales its velocity.
     scale = adata.var["Ms_scale"].to_numpy()
     adata.layers["true_velocity_Ms"] = adata.layers["true_velocity"] / scale
