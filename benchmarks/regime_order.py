@@ -61,7 +61,7 @@ def orders(adata, *, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.n
     spliced, unspliced = observed_abundances(model, adata)
     found = {
         "latent time": adata.obs["latent_time"].to_numpy(),
-        "velocity potential": cell_order(model),
+        "velocity potential": cell_order(model, spliced=spliced),
     }
     return found, unspliced, spliced
 

@@ -141,7 +141,7 @@ def velocity_potential(
     shape = graph.shape
     flow = sparse.csr_matrix((cosine, (rows, cols)), shape=shape)
     flow = (flow - flow.T) / 2
-    weight = sparse.csr_matrix((graph.data, (rows, cols)), shape=shape)
+    weight = graph.tocsr()
     weight = (weight + weight.T) / 2
     divergence = -np.asarray(weight.multiply(flow).sum(1)).ravel()
     degree = np.asarray(weight.sum(1)).ravel()
@@ -153,16 +153,20 @@ def velocity_potential(
 def select_regimes(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
     """Each gene's regime in a fitted ``model``: :func:`regime_codes` along :func:`cell_order`."""
     spliced, unspliced = observed_abundances(model, model.adata)
-    return regime_codes(unspliced, spliced, cell_order(model, n_samples=n_samples))
+    time = cell_order(model, n_samples=n_samples, spliced=spliced)
+    return regime_codes(unspliced, spliced, time)
 
 
-def cell_order(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
+def cell_order(
+    model: REVELO, *, n_samples: int = 5, spliced: np.ndarray | None = None
+) -> np.ndarray:
     """The order of the cells of a fitted ``model`` that its genes' regimes are read along.
 
     With a neighbour graph in the model's AnnData (``obsp["connectivities"]``), the potential
     of the velocities (the posterior mean of ``n_samples`` draws) on that graph
     (:func:`velocity_potential`); without one, the per-gene times of those draws aggregated
-    into one time per cell (:func:`revelo.tl.latent_time`).
+    into one time per cell (:func:`revelo.tl.latent_time`). ``spliced``, the observed spliced
+    abundances in the model's units (:func:`observed_abundances`), is read when not given.
     """
     adata = model.adata
     _, _, batches = query_batches(model, None, None, None)
@@ -170,7 +174,8 @@ def cell_order(model: REVELO, *, n_samples: int = 5) -> np.ndarray:
     keys = ("velocity",) if graph is not None else ("time", "log_likelihood")
     out = posterior_means(model.module, batches, keys, n_samples, model.device)
     if graph is not None:
-        spliced, _ = observed_abundances(model, adata)
+        if spliced is None:
+            spliced, _ = observed_abundances(model, adata)
         return velocity_potential(out["velocity"], spliced, graph)
     return _latent_time(adata, out["time"], out["log_likelihood"].mean(0))
 
